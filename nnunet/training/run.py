@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -64,26 +64,63 @@ def get_trainer_from_args(dataset_name_or_id: int | str, configuration: str, fol
                dataset_json=load_json(dataset_json_file), device=device)
 
 
-def load_pretrained_weights(network: torch.nn.Module, path: str | os.PathLike) -> None:
-    """Copy all weights except the segmentation heads from a checkpoint; every other key must match in shape."""
+#: substrings of state-dict keys that are never transferred from pretrained weights (the segmentation heads,
+#: whose shape depends on the number of classes)
+PRETRAINED_SKIP_KEYS = (".seg_layers.",)
+
+
+def _is_skipped(key: str) -> bool:
+    return any(s in key for s in PRETRAINED_SKIP_KEYS)
+
+
+def load_pretrained_weights(network: torch.nn.Module, path: str | os.PathLike, verbose: bool = False,
+                            log: Callable[[str], Any] = print) -> list[str]:
+    """Copy all weights except the segmentation heads from a checkpoint (``-pretrained_weights``).
+
+    Rules (as nnU-Net): keys containing ``.seg_layers.`` are skipped; every other key of the network must be in
+    the checkpoint's ``network_weights`` with the same shape, otherwise nothing is loaded. Keys of the checkpoint
+    that the network does not have are ignored. ``module.``/``_orig_mod.`` prefixes (DDP, torch.compile) are
+    removed from the checkpoint's keys first.
+
+    Returns:
+        The transferred keys.
+
+    Raises:
+        NnunetError: unreadable file, no ``network_weights``, or missing/mis-shaped keys (all listed with shapes).
+    """
     from nnunet.networks.from_plans import unwrap
 
-    pretrained = strip_module_prefixes(load_checkpoint_file(path)["network_weights"])
+    checkpoint = load_checkpoint_file(path)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("network_weights"), dict):
+        raise NnunetError(f"{path} is not an nnU-Net checkpoint: it has no 'network_weights' state dict.")
+    pretrained = strip_module_prefixes(checkpoint["network_weights"])
     module = unwrap(network)
     own = module.state_dict()
-    problems = []
+    missing, mismatched = [], []
     for key, value in own.items():
-        if ".seg_layers." in key:
+        if _is_skipped(key):
             continue
         if key not in pretrained:
-            problems.append(f"{key} is missing")
-        elif pretrained[key].shape != value.shape:
-            problems.append(f"{key} has shape {tuple(pretrained[key].shape)}, expected {tuple(value.shape)}")
-    if problems:
-        raise NnunetError(f"The pretrained weights in {path} do not fit this network: " + "; ".join(problems[:5])
-                          + (" ..." if len(problems) > 5 else ""))
-    own.update({k: v for k, v in pretrained.items() if k in own and ".seg_layers." not in k})
+            missing.append(f"  {key} {tuple(value.shape)}: missing in the checkpoint")
+        elif tuple(pretrained[key].shape) != tuple(value.shape):
+            mismatched.append(f"  {key}: checkpoint {tuple(pretrained[key].shape)}, network {tuple(value.shape)}")
+    if missing or mismatched:
+        problems = mismatched + missing
+        shown = problems[:40]
+        more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        raise NnunetError(
+            f"The pretrained weights in {path} do not fit this network ({len(mismatched)} key(s) with another "
+            f"shape, {len(missing)} missing; segmentation heads '.seg_layers.' are exempt). Pretraining must use "
+            f"the same plans (architecture, patch size, input channels); see nnUNet_move_plans_between_datasets.\n"
+            + "\n".join(shown) + more)
+    transferred = {k: v for k, v in pretrained.items() if k in own and not _is_skipped(k)}
+    own.update(transferred)
+    log(f"Pretrained weights from {path}: {len(transferred)} tensors transferred, segmentation heads left "
+        f"freshly initialised.")
+    if verbose:
+        log("Transferred tensors:\n" + "\n".join(f"  {k} {tuple(v.shape)}" for k, v in transferred.items()))
     module.load_state_dict(own)
+    return list(transferred)
 
 
 def maybe_load_checkpoint(trainer, continue_training: bool, validation_only: bool,
@@ -109,7 +146,7 @@ def maybe_load_checkpoint(trainer, continue_training: bool, validation_only: boo
     elif pretrained_weights is not None:
         if not trainer.was_initialized:
             trainer.initialize()
-        load_pretrained_weights(trainer.network, pretrained_weights)
+        load_pretrained_weights(trainer.network, pretrained_weights, verbose=True, log=trainer.print_to_log_file)
     if checkpoint is not None:
         trainer.print_to_log_file(f"Loading {checkpoint}")
         trainer.load_checkpoint(checkpoint)
