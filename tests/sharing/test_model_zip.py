@@ -249,3 +249,21 @@ def test_exported_zip_installs_with_reference_layout(trained, tmp_path):
     target = tmp_path / "plain_extract"
     zipfile.ZipFile(out).extractall(target)
     assert json.loads((target / DATASET / MODEL_NAME / "plans.json").read_text())["dataset_name"] == DATASET
+
+
+@pytest.mark.skipif(not Path("/work/ref/.venv-ref/bin/python").is_file(), reason="reference nnU-Net venv not available")
+def test_export_matches_reference_file_list(trained, tmp_path, monkeypatch):
+    import subprocess
+
+    rc, ours = _export(tmp_path, "-c", "3d_fullres")
+    assert rc == 0
+    reference = tmp_path / "reference.zip"
+    code = ("from nnunetv2.model_sharing.model_export import export_pretrained_model as e; "
+            f"e(251, {str(reference)!r}, configurations=('3d_fullres',), trainer={TRAINER!r}, folds=(0,))")
+    subprocess.run(["/work/ref/.venv-ref/bin/python", "-c", code], check=True, env=os.environ.copy(),
+                   capture_output=True)
+    assert sorted(zipfile.ZipFile(ours).namelist()) == sorted(zipfile.ZipFile(reference).namelist())
+    # and our installer takes the reference's zip
+    fresh = _fresh_results(tmp_path, monkeypatch)
+    assert install_main([str(reference)]) == 0
+    assert set(_tree(fresh)) == set(zipfile.ZipFile(reference).namelist())
