@@ -267,3 +267,31 @@ def test_export_matches_reference_file_list(trained, tmp_path, monkeypatch):
     fresh = _fresh_results(tmp_path, monkeypatch)
     assert install_main([str(reference)]) == 0
     assert set(_tree(fresh)) == set(zipfile.ZipFile(reference).namelist())
+
+
+def test_download_over_http_with_progress(trained, tmp_path, monkeypatch, capsys):
+    import functools
+    import http.server
+    import threading
+
+    rc, out = _export(tmp_path, "-c", "3d_fullres")
+    assert rc == 0
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        (tmp_path / "home").mkdir()
+        fresh = _fresh_results(tmp_path, monkeypatch)
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert download_main([f"{base}/{out.name}"]) == 0
+        assert "Downloading" in capsys.readouterr().err  # the progress bar
+        assert set(_tree(fresh)) == set(zipfile.ZipFile(out).namelist())
+        assert download_main([f"{base}/nothing_here.zip"]) == 1
+        assert "Cannot download" in capsys.readouterr().err
+        assert not list((tmp_path / "home").iterdir())
+    finally:
+        server.shutdown()
+        server.server_close()
