@@ -133,13 +133,14 @@ class _RampNet(torch.nn.Module):
         return x * self.ramp
 
 
-@pytest.mark.parametrize("axes, passes", [((0, 1, 2), 8), ((1, 2), 4), ((0,), 2), (None, 1), ((), 1)])
-def test_mirroring_averages_all_flip_combinations(axes, passes):
-    shape = (3, 4, 5)
+@pytest.mark.parametrize("axes, flips", [((0, 1, 2), 8), ((1, 2), 4), ((0,), 2), (None, 1), ((), 1)])
+@pytest.mark.parametrize("max_batch_voxels, per_pass", [(None, 1), (60, 1), (180, 3), (10 ** 6, 8)])
+def test_mirroring_averages_all_flip_combinations(axes, flips, max_batch_voxels, per_pass):
+    shape = (3, 4, 5)  # 60 voxels
     net = _RampNet(shape)
     x = torch.rand((1, 2, *shape), dtype=torch.float64)
-    out = predict_with_mirroring(net, x, axes)
-    assert net.calls == passes
+    out = predict_with_mirroring(net, x, axes, max_batch_voxels=max_batch_voxels)
+    assert net.calls == -(-flips // per_pass)
     ramp = net.ramp.numpy()
     flips = [ramp] + [np.flip(ramp, c) for c in mirror_axis_combinations(axes or [])]
     expected = x.numpy() * np.mean(flips, axis=0)
