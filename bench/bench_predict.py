@@ -135,20 +135,21 @@ def main() -> None:
         "ours": [sys.executable, "-c", "import sys; from nnunet.cli.predict import predict_from_modelfolder_main as m; "
                                        "sys.exit(m(sys.argv[1:]))"],
     }
-    results: dict[str, tuple[float, float]] = {}
+    results: dict[str, tuple[float, float, float]] = {}
     for repeat in range(args.repeats):
         for name, cmd in commands.items():
             out = workdir / f"out_{name}"
             shutil.rmtree(out, ignore_errors=True)
             run_env = dict(env, PYTHONPATH=str(REPO)) if name == "ours" else env
-            wall, rss = run_measured(cmd + common + ["-o", str(out)], run_env)
-            print(f"  run {repeat + 1} {name}: {wall:.1f} s, peak RSS {rss:.2f} GB", flush=True)
-            best = results.get(name, (float("inf"), 0.0))
-            results[name] = (min(best[0], wall), max(best[1], rss))
-    for name, (wall, rss) in results.items():
-        print(f"{name:>10}: {wall:7.1f} s wall for {n} cases ({wall / n:.2f} s/case), peak RSS {rss:.2f} GB")
-    (rw, rr), (ow, orr) = results["reference"], results["ours"]
-    print(f"{'ratio':>10}: time ours/ref {ow / rw:.2f}x, peak RSS ours/ref {orr / rr:.2f}x")
+            wall, cpu, rss = run_measured(cmd + common + ["-o", str(out)], run_env)
+            print(f"  run {repeat + 1} {name}: {wall:.1f} s, {cpu:.1f} s CPU, peak RSS {rss:.2f} GB", flush=True)
+            best = results.get(name, (float("inf"), float("inf"), 0.0))
+            results[name] = (min(best[0], wall), min(best[1], cpu), max(best[2], rss))
+    for name, (wall, cpu, rss) in results.items():
+        print(f"{name:>10}: {wall:7.1f} s wall ({wall / n:.2f} s/case), {cpu:.1f} s CPU for {n} cases, "
+              f"peak RSS {rss:.2f} GB")
+    (rw, rc, rr), (ow, oc, orr) = results["reference"], results["ours"]
+    print(f"{'ratio':>10}: wall ours/ref {ow / rw:.2f}x, CPU ours/ref {oc / rc:.2f}x, peak RSS ours/ref {orr / rr:.2f}x")
     print(agreement(workdir / "out_reference", workdir / "out_ours"))
 
 
