@@ -86,9 +86,9 @@ class LabelManager:
             return None
         regions = []
         for name, v in self.label_dict.items():
-            if name == "ignore" or v in (0, (0,)):
+            if name == "ignore" or v == 0 or (isinstance(v, tuple) and set(v) == {0}):
                 continue
-            regions.append(v[0] if isinstance(v, tuple) and len(v) == 1 else v)
+            regions.append(v)  # a one-element list stays a 1-tuple, "(2,)" in summary.json (as in nnU-Net)
         return regions
 
     @cached_property

@@ -1,0 +1,152 @@
+"""Region-based training and the ignore label from raw data to summary.json, through the console scripts.
+
+Each test would fail if regions or the ignore label were handled as plain labels: the number of network
+outputs, the class-location keys, the conversion of sigmoid outputs back to a label map through
+``regions_class_order``, the absence of the ignore label in predictions and the exclusion of ignored voxels
+from the evaluation.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from nnunet.preprocessing.storage import load_case  # noqa: F401  (documents where the cases come from)
+from tests.regions.pipeline import KINDS, read
+
+REGIONS = [(1, 2), 2]
+ANNOTATED = (-1, 0, 1, 2)
+IGNORE = 3
+
+
+def has_regions(kind: str) -> bool:
+    return "regions" in kind
+
+
+def has_ignore(kind: str) -> bool:
+    return "sparse" in kind
+
+
+def region_mask(seg: np.ndarray, region) -> np.ndarray:
+    return np.isin(seg, region if isinstance(region, tuple) else (region,))
+
+
+@pytest.fixture(params=list(KINDS))
+def pipe(request, pipelines):
+    return pipelines(request.param)
+
+
+def test_raw_dataset_declares_regions_and_ignore(pipe):
+    ds = json.loads((pipe.raw / "dataset.json").read_text())
+    if has_regions(pipe.kind):
+        assert ds["labels"]["whole"] == [1, 2] and ds["labels"]["core"] == 2
+        assert ds["regions_class_order"] == [1, 2]
+        assert list(ds["labels"])[:3] == ["background", "whole", "core"]  # declaration order kept
+    if has_ignore(pipe.kind):
+        assert ds["labels"]["ignore"] == IGNORE
+        for f in sorted((pipe.raw / "labelsTr").iterdir()):
+            seg = read(f)
+            assert (seg == IGNORE).mean() > 0.7  # sparse: most voxels are unannotated
+            assert np.isin(seg, (1, 2)).any()  # but the annotated slices hit the structure
+
+
+def test_class_locations_are_keyed_by_regions_and_annotated_voxels(pipe):
+    folder = pipe.preprocessed / "nnUNetPlans_3d_fullres"
+    expected = (list(REGIONS) if has_regions(pipe.kind) else [1, 2]) + ([ANNOTATED] if has_ignore(pipe.kind) else [])
+    from nnunet.preprocessing.storage import load_case as load
+
+    for i in range(5):
+        props = pickle.loads((folder / f"case_{i:03d}.pkl").read_bytes())
+        locations = props["class_locations"]
+        assert list(locations) == expected
+        seg = np.asarray(load(folder, f"case_{i:03d}")[1][:])
+        for key, coords in locations.items():
+            assert len(coords) > 0, key
+            values = seg[tuple(np.asarray(coords).T)]
+            if key == ANNOTATED:
+                assert not (values == IGNORE).any() and (values == 0).any()
+            else:
+                assert region_mask(values, key).all()
+
+
+def test_network_has_one_output_per_region_and_no_ignore_output(pipe):
+    ckpt = torch.load(pipe.model / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    seg_layers = sorted(k for k in ckpt["network_weights"] if "seg_layers" in k and k.endswith("weight"))
+    heads = {ckpt["network_weights"][k].shape[0] for k in seg_layers}
+    # regions: one sigmoid output per region (no background channel); labels: background + 2 (never the ignore)
+    assert heads == ({2} if has_regions(pipe.kind) else {3})
+    assert pipe.label_manager.num_segmentation_heads == heads.pop()
+    pseudo_dice = ckpt["logging"]["dice_per_class_or_region"][-1]
+    assert len(pseudo_dice) == 2  # regions (1, 2) and 2, or labels 1 and 2 (background dropped)
+
+
+def test_predictions_are_label_maps_painted_in_regions_class_order(pipe):
+    names = sorted(f.name for f in pipe.predictions.glob("*.nii.gz"))
+    assert names == ["case_000.nii.gz", "case_001.nii.gz"]
+    for name in names:
+        seg = read(pipe.predictions / name)
+        ref = read(pipe.test_labels / name)
+        assert seg.shape == ref.shape
+        assert set(np.unique(seg)) <= {0, 1, 2}  # the ignore label is never predicted
+        probs = np.load(pipe.predictions / name.replace(".nii.gz", ".npz"))["probabilities"]
+        corner = probs[(slice(None), 0, 0, 0)]  # outside the nonzero crop
+        if has_regions(pipe.kind):
+            assert probs.shape == (2, *seg.shape)
+            assert probs.min() >= 0 and probs.max() <= 1
+            assert not np.allclose(probs.sum(0), 1)  # independent sigmoids, not a softmax
+            assert (corner == 0).all()
+            painted = np.zeros(seg.shape, dtype=np.uint8)
+            for channel, label in enumerate([1, 2]):
+                painted[probs[channel] > 0.5] = label
+            np.testing.assert_array_equal(seg, painted)
+        else:
+            assert probs.shape == (3, *seg.shape)
+            np.testing.assert_allclose(probs.sum(0), 1, atol=1e-4)
+            np.testing.assert_array_equal(corner, [1, 0, 0])
+            np.testing.assert_array_equal(seg, probs.argmax(0))
+
+
+def test_summaries_report_regions(pipe):
+    keys = {"(1, 2)", "2"} if has_regions(pipe.kind) else {"1", "2"}
+    for summary_file in (pipe.predictions / "summary.json", pipe.model / "fold_0" / "validation" / "summary.json"):
+        summary = json.loads(summary_file.read_text())
+        assert set(summary["mean"]) == keys
+        for case in summary["metric_per_case"]:
+            assert set(case["metrics"]) == keys
+
+
+def test_region_metrics_are_computed_on_region_masks(pipe):
+    """Dice of the region (1, 2) is the Dice of the union of labels 1 and 2, not of label 1 alone."""
+    summary = json.loads((pipe.predictions / "summary.json").read_text())
+    for case in summary["metric_per_case"]:
+        ref = read(pipe.test_labels / "case_000.nii.gz") if "000" in case["reference_file"] else \
+            read(pipe.test_labels / "case_001.nii.gz")
+        pred = read(case["prediction_file"])
+        for key, metrics in case["metrics"].items():
+            region = eval(key) if key.startswith("(") else int(key)  # noqa: S307 - keys are "(1, 2)" or "2"
+            r, p = region_mask(ref, region), region_mask(pred, region)
+            assert metrics["TP"] == int((r & p).sum()) and metrics["FP"] == int((~r & p).sum())
+            assert metrics["FN"] == int((r & ~p).sum()) and metrics["n_ref"] == int(r.sum())
+
+
+def test_evaluation_excludes_ignored_voxels(pipelines):
+    for kind in ("3d_sparse", "3d_regions_sparse"):
+        pipe = pipelines(kind)
+        dense = json.loads((pipe.predictions / "summary.json").read_text())
+        sparse = json.loads((pipe.predictions / "summary_sparse.json").read_text())
+        for case_dense, case in zip(dense["metric_per_case"], sparse["metric_per_case"]):
+            name = case["reference_file"].rsplit("/", 1)[-1]
+            ref = read(pipe.test_labels_sparse / name)
+            pred = read(pipe.predictions / name)
+            keep = ref != IGNORE
+            assert keep.mean() < 0.3
+            for key, m in case["metrics"].items():
+                region = eval(key) if key.startswith("(") else int(key)  # noqa: S307
+                r, p = region_mask(ref, region) & keep, region_mask(pred, region) & keep
+                assert m["TP"] + m["FP"] + m["FN"] + m["TN"] == int(keep.sum())  # only annotated voxels count
+                assert (m["TP"], m["FP"], m["FN"]) == (int((r & p).sum()), int((~r & p).sum()), int((r & ~p).sum()))
+                dense_m = case_dense["metrics"][key]
+                assert dense_m["TP"] + dense_m["FP"] + dense_m["FN"] + dense_m["TN"] == ref.size
