@@ -1,6 +1,7 @@
 """Python API of the preprocessing stage."""
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 from nnunet.errors import NnunetError
@@ -10,6 +11,35 @@ from nnunet.planning.plans import Plans
 from nnunet.registry import PREPROCESSORS
 
 DEFAULT_NUM_PROCESSES = {"2d": 8, "3d_fullres": 4, "3d_lowres": 8}
+
+#: configuration keys that change the preprocessed data (a configuration differing in one of them needs its own
+#: data_identifier)
+PREPROCESSING_KEYS = ("preprocessor_name", "spacing", "normalization_schemes", "use_mask_for_norm",
+                      "resampling_fn_data", "resampling_fn_data_kwargs", "resampling_fn_seg",
+                      "resampling_fn_seg_kwargs")
+
+
+def shared_data_conflicts(plans: Plans, configuration_name: str) -> list[str]:
+    """Other configurations that use the same data_identifier but would preprocess differently.
+
+    Typical cause: a configuration added by hand that changes ``spacing`` but inherits the parent's
+    ``data_identifier``; preprocessing it replaces the parent's data with data the parent was not planned for.
+    """
+    own = plans.configuration(configuration_name)
+    conflicts = []
+    for other_name in plans.available_configurations:
+        if other_name == configuration_name:
+            continue
+        try:
+            other = plans.configuration(other_name)
+        except NnunetError:
+            continue  # broken configurations are reported when they are used
+        if other.get("data_identifier") != own.data_identifier:
+            continue
+        differing = [k for k in PREPROCESSING_KEYS if other.get(k) != own.get(k)]
+        if differing:
+            conflicts.append(f"{other_name} (differs in {', '.join(differing)})")
+    return conflicts
 
 
 def processes_per_configuration(configurations: Sequence[str], num_processes: Sequence[int] | int | None) -> list[int]:
@@ -41,6 +71,12 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
             print(f"{name}: configuration {configuration_name} is not in {plans_identifier}; skipped.")
             continue
         configuration = plans.configuration(configuration_name)
+        conflicts = shared_data_conflicts(plans, configuration_name)
+        if conflicts:
+            warnings.warn(f"{name}: configuration {configuration_name} writes {configuration.data_identifier}, which "
+                          f"{'; '.join(conflicts)} also use(s) with different preprocessing settings. Its data will "
+                          f"replace theirs. Give {configuration_name} its own data_identifier in the plans.",
+                          stacklevel=2)
         preprocessor = PREPROCESSORS.get(configuration.preprocessor_name)(verbose=verbose)
         print(f"{name}: preprocessing {configuration_name} -> {configuration.data_identifier} ({n} processes)")
         preprocessor.run(name, configuration_name, plans_identifier, n, show_progress=show_progress)

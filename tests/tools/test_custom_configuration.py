@@ -82,3 +82,20 @@ def test_custom_configuration_and_three_fold_manual_split(nnunet_dirs, monkeypat
     for case in ("case_000", "case_001"):
         assert _sitk_shape(pred / f"{case}.nii.gz") == _sitk_shape(test_raw / "labelsTr" / f"{case}.nii.gz")
     assert json.loads((pred / "plans.json").read_text())["configurations"][CUSTOM]["spacing"] == [2.0, 2.0, 2.0]
+
+
+def test_shared_data_identifier_with_other_spacing_is_flagged():
+    from nnunet.planning.plans import Plans
+    from nnunet.preprocessing.api import shared_data_conflicts
+    from tests.training.helpers import configuration, plans
+
+    p = plans("Dataset601_Custom", {"3d_fullres": configuration("3d_fullres", (8, 8, 8), 2, (4, 8))}, (16, 16, 16))
+    cfgs = p["configurations"]
+    cfgs["bs4"] = {"inherits_from": "3d_fullres", "batch_size": 4}  # same data: fine
+    cfgs["forgot_identifier"] = {"inherits_from": "3d_fullres", "spacing": [2.0, 2.0, 2.0]}
+    cfgs["own_identifier"] = {"inherits_from": "3d_fullres", "spacing": [2.0, 2.0, 2.0], "data_identifier": "x"}
+    view = Plans(p)
+    assert shared_data_conflicts(view, "bs4") == ["forgot_identifier (differs in spacing)"]
+    assert shared_data_conflicts(view, "forgot_identifier") == ["3d_fullres (differs in spacing)",
+                                                               "bs4 (differs in spacing)"]
+    assert shared_data_conflicts(view, "own_identifier") == []
