@@ -40,6 +40,14 @@ def test_raw_overlays_equal_nnunet(nnunet_dirs, tmp_path, dataset, args, ref):
     assert not list(out.glob(".*"))  # no temporary files left
 
 
+def test_preprocessed_overlays_equal_nnunet(nnunet_dirs, tmp_path):
+    name = "Dataset603_Overlay2ch"
+    shutil.copytree(OVERLAY / "preprocessed" / name, nnunet_dirs["preprocessed"] / name)
+    out = tmp_path / "png"
+    assert overlay_main(["-d", "603", "-o", str(out), "-np", "1", "--no_pbar"]) == 0  # default -c: 3d_fullres
+    _same_as_reference(out, OVERLAY / "ref_603_preprocessed")
+
+
 def _mark_outside(seg: np.ndarray, rng) -> np.ndarray:
     seg = seg.copy()
     seg[:, :, :2] = -1  # voxels outside the nonzero mask, as preprocessing writes them
