@@ -250,7 +250,8 @@ class Plans:
     def _resolve(self, name: str, chain: list[str]) -> dict[str, Any]:
         configs = self.data["configurations"]
         if name not in configs:
-            raise ConfigurationError(f"Configuration {name!r} is not in the plans"
+            via = f" (named by inherits_from of {chain[-1]!r})" if chain else ""
+            raise ConfigurationError(f"Configuration {name!r}{via} is not in the plans"
                                      f"{f' {self.source}' if self.source else ''}. "
                                      f"Available: {', '.join(configs)}.")
         if name in chain:

@@ -99,3 +99,16 @@ def test_shared_data_identifier_with_other_spacing_is_flagged():
     assert shared_data_conflicts(view, "forgot_identifier") == ["3d_fullres (differs in spacing)",
                                                                "bs4 (differs in spacing)"]
     assert shared_data_conflicts(view, "own_identifier") == []
+
+
+def test_misspelled_parent_is_named(nnunet_dirs):
+    import pytest
+
+    from nnunet.errors import ConfigurationError
+    from nnunet.planning.plans import Plans
+    from tests.training.helpers import configuration, plans
+
+    p = plans("Dataset601_Custom", {"3d_fullres": configuration("3d_fullres", (8, 8, 8), 2, (4, 8))}, (16, 16, 16))
+    p["configurations"]["mine"] = {"inherits_from": "3d_fulres", "batch_size": 4}
+    with pytest.raises(ConfigurationError, match="'3d_fulres' \\(named by inherits_from of 'mine'\\)"):
+        Plans(p).configuration("mine")
