@@ -54,6 +54,11 @@ class LabelManager:
             if self.regions_class_order is None:
                 raise DatasetError("dataset.json uses regions (a label value is a list) but has no "
                                    "'regions_class_order'.")
+            if ignore is not None and ignore in self.regions_class_order:
+                # nnU-Net does not check this and would paint the ignore label into predictions
+                raise DatasetError(f"'regions_class_order' {self.regions_class_order} contains the ignore label "
+                                   f"{ignore}; it lists the labels painted for the regions and the ignore label is "
+                                   f"never predicted.")
             if len(self.regions_class_order) != len(self.foreground_regions):
                 raise DatasetError(f"'regions_class_order' has {len(self.regions_class_order)} entries but there "
                                    f"are {len(self.foreground_regions)} foreground regions.")

@@ -49,6 +49,7 @@ def test_probabilities_to_label_map_paints_in_order():
     ({"background": 0, "whole": [1, 2], "core": 2}, [1], "regions_class_order"),
     ({"background": 0, "a": 1, "ignore": 5}, None, "highest"),
     ({"background": 0, "a": 1, "ignore": [2]}, None, "ignore label must be a single integer"),
+    ({"background": 0, "whole": [1, 2], "core": 2, "ignore": 3}, [1, 3], "contains the ignore label"),
 ])
 def test_bad_declarations_are_rejected(labels, order, message):
     with pytest.raises(DatasetError, match=message):
