@@ -148,3 +148,37 @@ def test_evaluation_excludes_ignored_voxels(pipelines):
                 assert (m["TP"], m["FP"], m["FN"]) == (int((r & p).sum()), int((~r & p).sum()), int((r & ~p).sum()))
                 dense_m = case_dense["metrics"][key]
                 assert dense_m["TP"] + dense_m["FP"] + dense_m["FN"] + dense_m["TN"] == ref.size
+
+
+def test_final_validation_predictions_are_label_maps(pipe):
+    """The training's final validation exports from logits (no probabilities): same label semantics."""
+    files = sorted((pipe.model / "fold_0" / "validation").glob("*.nii.gz"))
+    assert len(files) == 1
+    seg = read(files[0])
+    assert set(np.unique(seg)) <= {0, 1, 2} and (seg > 0).any()
+
+
+def test_ensembling_averages_sigmoids_then_paints(pipe, tmp_path):
+    """Ensemble the predictions with a copy whose two region channels are swapped: both averaged channels are
+    equal, so painting in regions_class_order gives 2 wherever they exceed 0.5 (an argmax would give 0 or 1)."""
+    import shutil
+
+    from nnunet.cli.ensemble import ensemble_main
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(pipe.predictions, swapped)
+    for npz in swapped.glob("*.npz"):
+        probs = np.load(npz)["probabilities"]
+        order = [1, 0] if has_regions(pipe.kind) else [0, 2, 1]  # swap the two regions / the two labels
+        np.savez_compressed(npz, probabilities=probs[order])
+    out = tmp_path / "ensemble"
+    assert ensemble_main(["-i", str(pipe.predictions), str(swapped), "-o", str(out), "-np", "1", "--no_pbar"]) == 0
+    for npz in sorted(pipe.predictions.glob("*.npz")):
+        probs = np.load(npz)["probabilities"]
+        seg = read(out / npz.name.replace(".npz", ".nii.gz"))
+        if has_regions(pipe.kind):
+            mean = (probs[0] + probs[1]) / 2
+            np.testing.assert_array_equal(seg, np.where(mean > 0.5, 2, 0))
+        else:
+            mean = np.stack([probs[0], (probs[1] + probs[2]) / 2, (probs[1] + probs[2]) / 2])
+            np.testing.assert_array_equal(seg, mean.argmax(0))
