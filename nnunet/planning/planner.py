@@ -22,7 +22,7 @@ from nnunet.constants import ANISO_THRESHOLD
 from nnunet.errors import ConfigurationError, DatasetError, NnunetError
 from nnunet.io.dataset_json import load_dataset_json, training_cases
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import write_plans
+from nnunet.planning.plans import default_layer_kwargs, write_plans
 from nnunet.planning.topology import (UNLIMITED_POOLING, Topology, features_per_stage, get_pool_and_conv_props,
                                       initial_patch_size)
 from nnunet.planning.vram import feature_map_size
@@ -302,13 +302,7 @@ class ExperimentPlanner:
                 "strides": [list(s) for s in topology.strides],
                 self.encoder_blocks_kwarg: list(self.encoder_blocks_per_stage[:n]),
                 "n_conv_per_stage_decoder": list(self.decoder_convs_per_stage[:n - 1]),
-                "conv_bias": True,
-                "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d",
-                "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-                "dropout_op": None,
-                "dropout_op_kwargs": None,
-                "nonlin": "torch.nn.LeakyReLU",
-                "nonlin_kwargs": {"inplace": True},
+                **default_layer_kwargs(dim),
             },
             "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
         }

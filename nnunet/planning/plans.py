@@ -28,6 +28,19 @@ _LEGACY_NETWORK_CLASSES = {
 }
 
 
+
+def default_layer_kwargs(dim: int) -> dict[str, Any]:
+    """The layer settings every planned U-Net shares (instance norm, leaky ReLU, no dropout), in plans key order."""
+    return {
+        "conv_bias": True,
+        "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d",
+        "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+        "dropout_op": None,
+        "dropout_op_kwargs": None,
+        "nonlin": "torch.nn.LeakyReLU",
+        "nonlin_kwargs": {"inplace": True},
+    }
+
 def convert_legacy_configuration(config: dict[str, Any], name: str = "?") -> dict[str, Any]:
     """Return ``config`` with the old network keys replaced by an ``architecture`` block (new format).
 
@@ -63,13 +76,7 @@ def convert_legacy_configuration(config: dict[str, Any], name: str = "?") -> dic
             "strides": copy.deepcopy(config["pool_op_kernel_sizes"]),
             blocks_key: copy.deepcopy(config["n_conv_per_stage_encoder"]),
             "n_conv_per_stage_decoder": copy.deepcopy(config["n_conv_per_stage_decoder"]),
-            "conv_bias": True,
-            "norm_op": f"torch.nn.modules.instancenorm.InstanceNorm{dim}d",
-            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-            "dropout_op": None,
-            "dropout_op_kwargs": None,
-            "nonlin": "torch.nn.LeakyReLU",
-            "nonlin_kwargs": {"inplace": True},
+            **default_layer_kwargs(dim),
         },
         "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
     }
