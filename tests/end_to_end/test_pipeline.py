@@ -118,14 +118,13 @@ def test_plan_train_select_predict_evaluate(nnunet_dirs, tmp_path, monkeypatch, 
 
     assert plan_and_preprocess_main(["-d", str(DATASET_ID), "-c", *CONFIGURATIONS, "-np", "1", "-npfp", "1",
                                      "--verify_dataset_integrity", "--no_pbar"]) == 0
-    threads = torch.get_num_threads()
-    try:
-        for configuration in CONFIGURATIONS:
-            for fold in FOLDS:
-                assert train_main([str(DATASET_ID), configuration, str(fold), "-tr", TRAINER, "-device", "cpu",
-                                   "--npz"]) == 0
-    finally:
-        torch.set_num_threads(threads)  # nnUNet_train -device cpu uses every core; give the other tests theirs
+    # nnUNet_train -device cpu gives torch every core: on a shared 2-core machine that oversubscribes the CPU and
+    # slows these tiny networks down many times over (and would leak into the tests run after this one)
+    monkeypatch.setattr("nnunet.cli.train._set_threads", lambda device: None)
+    for configuration in CONFIGURATIONS:
+        for fold in FOLDS:
+            assert train_main([str(DATASET_ID), configuration, str(fold), "-tr", TRAINER, "-device", "cpu",
+                               "--npz"]) == 0
     models = {c: results / f"{TRAINER}__nnUNetPlans__{c}" for c in CONFIGURATIONS}
     for folder in models.values():
         validated = []
