@@ -19,7 +19,7 @@ COMMAND_PREFIXES = ("nnUNetv2_", "nnUNet_")
 
 
 def placeholder_folder(name: str, input_folder: str | os.PathLike, output_root: str | os.PathLike) -> Path:
-    """Folder for a placeholder: ``INPUT_FOLDER`` is the input, ``OUTPUT_FOLDER_X`` is ``output_root/output_folder_x``."""
+    """``INPUT_FOLDER`` is ``input_folder``; ``OUTPUT_FOLDER_X`` is ``output_root/output_folder_x``."""
     if name == "INPUT_FOLDER":
         return Path(input_folder)
     return Path(output_root) / name.lower()

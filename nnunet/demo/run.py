@@ -41,7 +41,21 @@ NUM_TEST_CASES = 3
 SHAPE = (24, 24, 24)  # small enough for five folds of two configurations in a few CPU minutes
 
 
-def _set_environment(workdir: Path, num_processes: int) -> dict[str, Path]:
+MARKER = ".nnunet_demo"  # marks a folder made by the demo, which a later run may delete
+
+
+def _fresh_workdir(workdir: Path) -> None:
+    """Delete the previous demo's folder; never a folder the demo did not make."""
+    if workdir.exists():
+        if not (workdir / MARKER).is_file() and any(workdir.iterdir()):
+            raise NnunetError(f"{workdir} exists and was not made by the demo; choose another --workdir (the demo "
+                              f"deletes its folder before each run).")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / MARKER).write_text("made by python -m nnunet.demo.run; deleted by its next run\n")
+
+
+def _set_environment(workdir: Path) -> dict[str, Path]:
     folders = {v: workdir / v for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
     for var, folder in folders.items():
         folder.mkdir(parents=True, exist_ok=True)
@@ -73,10 +87,10 @@ def run_demo(workdir: Path, num_processes: int = 2, folds: Sequence[int] = (0, 1
     from nnunet.cli.plan_and_preprocess import plan_and_preprocess_main
 
     start = time.perf_counter()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    folders = _set_environment(workdir, num_processes)
-    t = _step(f"Generating {DATASET} ({NUM_TRAINING_CASES} cases of ~{SHAPE[0]}^3 voxels) in {folders['nnUNet_raw']}")
+    _fresh_workdir(workdir)
+    folders = _set_environment(workdir)
+    t = _step(f"Generating {DATASET} ({NUM_TRAINING_CASES} cases of ~{SHAPE[0]}^3 voxels) in "
+              f"{folders['nnUNet_raw']}")
     raw = make_dataset(folders["nnUNet_raw"], DATASET_ID, DATASET_NAME, "3d_iso", num_cases=NUM_TRAINING_CASES,
                        shape=SHAPE)
     test = make_dataset(workdir / "test_data", DATASET_ID, DATASET_NAME, "3d_iso", num_cases=NUM_TEST_CASES,
@@ -177,7 +191,8 @@ def _evaluate(labels: Path, predictions: Path, pre: Path, num_processes: int) ->
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, default=Path("demo_run"), help="output folder (deleted first)")
+    parser.add_argument("--workdir", type=Path, default=Path("demo_run"),
+                        help="output folder (default: %(default)s); a previous demo run's folder is deleted first")
     parser.add_argument("-np", type=int, default=2, help="worker processes (default: %(default)s)")
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                         help="folds to train and select with (default: all five)")
