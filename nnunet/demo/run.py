@@ -42,12 +42,15 @@ SHAPE = (24, 24, 24)  # small enough for five folds of two configurations in a f
 
 
 MARKER = ".nnunet_demo"  # marks a folder made by the demo, which a later run may delete
+# what earlier versions of the demo (without the marker) left in their folder
+OLD_DEMO_ENTRIES = {"nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "test_data", "predictions"}
 
 
 def _fresh_workdir(workdir: Path) -> None:
     """Delete the previous demo's folder; never a folder the demo did not make."""
     if workdir.exists():
-        if not (workdir / MARKER).is_file() and any(workdir.iterdir()):
+        entries = {p.name for p in workdir.iterdir()}
+        if MARKER not in entries and not entries <= OLD_DEMO_ENTRIES:
             raise NnunetError(f"{workdir} exists and was not made by the demo; choose another --workdir (the demo "
                               f"deletes its folder before each run).")
         shutil.rmtree(workdir)

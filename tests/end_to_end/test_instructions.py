@@ -62,6 +62,11 @@ def test_demo_deletes_only_its_own_folder(tmp_path):
     with pytest.raises(NnunetError, match="not made by the demo"):
         _fresh_workdir(user)
     assert (user / "data.nii.gz").read_bytes() == b"keep me"
+    old_demo = tmp_path / "old_demo"  # left by the demo before it wrote its marker
+    for name in ("nnUNet_raw", "test_data"):
+        (old_demo / name).mkdir(parents=True)
+    _fresh_workdir(old_demo)
+    assert sorted(p.name for p in old_demo.iterdir()) == [MARKER]
     demo = tmp_path / "demo"
     _fresh_workdir(demo)
     (demo / "old_output").mkdir()
