@@ -74,13 +74,14 @@ def parse_log(fold: Path) -> list[dict]:
     epochs: list[dict] = []
     for log in logs:
         for line in log.read_text().splitlines():
-            msg = line.split(": ", 1)[-1]
+            msg = line.split(": ", 1)[-1].strip()
             if m := re.match(r"Epoch (\d+)$", msg):
                 epochs.append({"epoch": int(m.group(1))})
             elif epochs and (m := re.match(r"(train_loss|val_loss) (\S+)", msg)):
                 epochs[-1][m.group(1)] = float(m.group(2))
             elif epochs and msg.startswith("Pseudo dice"):
-                values = [float(v) for v in re.findall(r"[-+]?\d*\.\d+(?:e[-+]?\d+)?|nan", msg.split("dice", 1)[1])]
+                text = msg.split("dice", 1)[1].replace("np.float32(", "(")  # the reference logs numpy scalars
+                values = [float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|nan", text)]
                 epochs[-1]["pseudo_dice"] = values
             elif epochs and (m := re.match(r"Epoch time: (\S+) s", msg)):
                 epochs[-1]["time"] = float(m.group(1))
