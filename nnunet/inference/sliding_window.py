@@ -202,12 +202,10 @@ def predict_with_mirroring(network: Callable[[torch.Tensor], torch.Tensor], x: t
     prediction = None
     for start in range(0, len(flips), per_pass):
         group = flips[start:start + per_pass]
-        batch = torch.cat([torch.flip(x, dims) if dims else x for dims in group]) if len(group) > 1 else (
-            torch.flip(x, group[0]) if group[0] else x)
-        outputs = network(batch).split(x.shape[0])
+        outputs = network(torch.cat([torch.flip(x, dims) for dims in group])).split(x.shape[0])
         for dims, output in zip(group, outputs):
-            output = torch.flip(output, dims) if dims else output
-            prediction = output.clone() if prediction is None else prediction.add_(output)
+            output = torch.flip(output, dims)  # flip over no dims is a copy, so the sum owns its memory
+            prediction = output if prediction is None else prediction.add_(output)
     prediction /= len(flips)
     return prediction
 

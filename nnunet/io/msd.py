@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from nnunet import paths
 from nnunet.constants import default_num_processes
 from nnunet.errors import DatasetError, NnunetError
+from nnunet.io.naming import dataset_folders_with_id, staged_raw_dataset
 from nnunet.utils.json import load_json, save_json
 from nnunet.utils.pool import run_parallel
 
@@ -47,18 +48,12 @@ def convert_msd_dataset(source_folder: str | os.PathLike, overwrite_id: int | No
     target_name = f"Dataset{target_id:03d}_{name}"
     msd_json = _check_source(source)
     _check_target_free(target_id, target_name)
-    raw = paths.raw_root()
-    raw.mkdir(parents=True, exist_ok=True)
-    staging = raw / f".{target_name}.converting-{os.getpid()}"
-    try:
+    with staged_raw_dataset(target_name) as staging:
         num_training = _convert_files(source, staging, num_processes, show_progress)
         save_json(convert_dataset_json(msd_json, num_training), staging / "dataset.json", sort_keys=False)
-        staging.rename(raw / target_name)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    print(f"Converted {source.name} into {raw / target_name} ({num_training} training cases).")
-    return raw / target_name
+    target = paths.raw_root() / target_name
+    print(f"Converted {source.name} into {target} ({num_training} training cases).")
+    return target
 
 
 def _parse_task_name(source: Path, overwrite_id: int | None) -> tuple[int, str]:
@@ -94,9 +89,7 @@ def _check_source(source: Path) -> dict[str, Any]:
 
 
 def _check_target_free(target_id: int, target_name: str) -> None:
-    prefix = f"Dataset{target_id:03d}_"
-    taken = sorted({f"{var}: {d.name}" for var, root in paths.optional_roots() for d in root.iterdir()
-                    if d.is_dir() and d.name.startswith(prefix)})
+    taken = sorted({f"{var}: {name}" for var, name in dataset_folders_with_id(target_id)})
     if taken:
         raise DatasetError(f"Cannot create {target_name}: dataset id {target_id} is already used by {taken}. "
                            f"Nothing was changed. Choose another id with -overwrite_id, or remove the existing "

@@ -1,9 +1,12 @@
 """Dataset names and ids, and the files that belong to a case."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 from pathlib import Path
+from typing import Iterator
 
 from nnunet import paths
 from nnunet.errors import DatasetError
@@ -19,16 +22,21 @@ def dataset_id_from_name(name: str) -> int:
     return int(m.group(1))
 
 
+def dataset_folders_with_id(dataset_id: int) -> list[tuple[str, str]]:
+    """``(root variable, folder name)`` of every ``DatasetXXX_*`` folder with this id in the roots that are set."""
+    prefix = f"Dataset{dataset_id:03d}_"
+    return [(var, d.name) for var, root in paths.optional_roots() for d in root.iterdir()
+            if d.is_dir() and d.name.startswith(prefix)]
+
+
 def dataset_name_from_id(dataset_id: int) -> str:
     """Find the unique folder ``DatasetXXX_*`` in nnUNet_preprocessed, nnUNet_raw or nnUNet_results."""
-    prefix = f"Dataset{dataset_id:03d}"
-    roots = paths.optional_roots()
-    found: set[str] = set()
-    for _, root in roots:
-        found.update(d.name for d in root.iterdir() if d.is_dir() and d.name.startswith(prefix + "_"))
-    where = ", ".join(f"{var}={root}" for var, root in roots) or "no nnUNet_raw/_preprocessed/_results folder is set"
+    found = {name for _, name in dataset_folders_with_id(dataset_id)}
+    where = ", ".join(f"{var}={root}" for var, root in paths.optional_roots()) \
+        or "no nnUNet_raw/_preprocessed/_results folder is set"
     if not found:
-        raise DatasetError(f"Could not find a dataset with id {dataset_id} (a folder {prefix}_*) in: {where}.")
+        raise DatasetError(f"Could not find a dataset with id {dataset_id} (a folder Dataset{dataset_id:03d}_*) in: "
+                           f"{where}.")
     if len(found) > 1:
         raise DatasetError(f"More than one dataset has the id {dataset_id}: {sorted(found)}. "
                            f"Rename or remove all but one (searched {where}).")
@@ -68,3 +76,22 @@ def channel_files(images_folder: str | os.PathLike, identifier: str, file_ending
     pattern = re.compile(re.escape(identifier) + r"_\d{4}" + re.escape(file_ending) + "$")
     names = all_files if all_files is not None else os.listdir(images_folder)
     return [Path(images_folder) / f for f in sorted(names) if pattern.fullmatch(f)]
+
+
+@contextlib.contextmanager
+def staged_raw_dataset(dataset_name: str) -> Iterator[Path]:
+    """A hidden folder in nnUNet_raw to assemble ``dataset_name`` in; renamed to ``nnUNet_raw/dataset_name`` when the
+    block finishes, removed when it fails or is interrupted, so a half-written dataset never appears."""
+    raw = paths.raw_root()
+    raw.mkdir(parents=True, exist_ok=True)
+    target = raw / dataset_name
+    staging = raw / f".{dataset_name}.converting-{os.getpid()}"
+    try:
+        staging.mkdir()
+        yield staging
+        if target.exists():  # appeared while we were writing
+            raise DatasetError(f"{target} was created by someone else in the meantime; nothing was changed.")
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

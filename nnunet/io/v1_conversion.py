@@ -20,6 +20,7 @@ from typing import Any
 
 from nnunet import paths
 from nnunet.errors import DatasetError, NnunetError
+from nnunet.io.naming import dataset_folders_with_id, staged_raw_dataset
 from nnunet.utils.json import load_json, save_json
 
 #: sub-folders copied when present (``imagesTr`` and ``labelsTr`` are required)
@@ -50,23 +51,13 @@ def convert_v1_dataset(source_folder: str | os.PathLike, target_dataset_name: st
     target_id = _check_target_name(target_dataset_name)
     v1_json = _check_source(source)
     new_json = convert_v1_dataset_json(v1_json, source / "dataset.json")
-    raw = paths.raw_root()
-    target = raw / target_dataset_name
+    target = paths.raw_root() / target_dataset_name
     _check_target_free(target, target_id)
-    raw.mkdir(parents=True, exist_ok=True)
-    staging = raw / f".{target_dataset_name}.converting-{os.getpid()}"
-    try:
-        staging.mkdir()
+    with staged_raw_dataset(target_dataset_name) as staging:
         for sub in COPIED_FOLDERS:
             if (source / sub).is_dir():
                 shutil.copytree(source / sub, staging / sub)
         save_json(new_json, staging / "dataset.json", sort_keys=False)
-        if target.exists():  # appeared while we were copying
-            raise DatasetError(f"{target} was created by someone else during the conversion; nothing was changed.")
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     copied = [sub for sub in COPIED_FOLDERS if (target / sub).is_dir()]
     print(f"Converted {source.name} into {target} (copied {', '.join(copied)}).")
     return target
@@ -106,9 +97,7 @@ def _check_target_free(target: Path, target_id: int) -> None:
     if target.exists():
         raise DatasetError(f"{target} already exists; nothing was changed. Delete it first if you really want to "
                            f"convert again, or choose another dataset name.")
-    prefix = f"Dataset{target_id:03d}_"
-    others = sorted({f"{var}: {d.name}" for var, root in paths.optional_roots() for d in root.iterdir()
-                     if d.is_dir() and d.name.startswith(prefix) and d.name != target.name})
+    others = sorted({f"{var}: {name}" for var, name in dataset_folders_with_id(target_id) if name != target.name})
     if others:
         raise DatasetError(f"Cannot create {target.name}: dataset id {target_id} is already used by {others}, and "
                            f"two datasets with one id cannot be told apart. Nothing was changed; choose another id.")

@@ -65,6 +65,16 @@ class _ZipPlan:
         return Path(os.path.relpath(path, self.root)).as_posix()
 
 
+def _add_results(plan: _ZipPlan, folder: Path, with_predictions: bool) -> None:
+    """A cross-validation or ensemble folder: every file, or only its summary and postprocessing files."""
+    if with_predictions:
+        for f in _files(folder):
+            plan.add(f)
+    else:
+        for name in RESULT_FILES:
+            plan.add_if_present(folder / name)
+
+
 def _collect_model(plan: _ZipPlan, model_folder: Path, folds: list[int | str], checkpoints: Sequence[str],
                    strict: bool, export_crossval_predictions: bool) -> bool:
     """Add one trained model folder; returns whether anything of it was exported."""
@@ -108,14 +118,7 @@ def _collect_model(plan: _ZipPlan, model_folder: Path, folds: list[int | str], c
         return False
     from nnunet.evaluation.accumulate_cv_results import default_merged_folder
 
-    crossval = default_merged_folder(model_folder, folds)
-    if crossval.is_dir():
-        if export_crossval_predictions:
-            for f in _files(crossval):
-                plan.add(f)
-        else:
-            for name in RESULT_FILES:
-                plan.add_if_present(crossval / name)
+    _add_results(plan, default_merged_folder(model_folder, folds), export_crossval_predictions)
     plan.add(model_folder / "plans.json")
     plan.add(model_folder / "dataset.json")
     plan.add_if_present(model_folder / "dataset_fingerprint.json", note_if_missing=True)
@@ -138,12 +141,7 @@ def _collect_ensembles(plan: _ZipPlan, dataset_folder: Path, trainer: str, plans
         if not all(t == trainer and p == plans_identifier and c in exported_configurations for t, p, c in parsed):
             continue
         print(f"Exporting ensemble {folder.name}")
-        if export_crossval_predictions:
-            for f in _files(folder):
-                plan.add(f)
-        else:
-            for name in RESULT_FILES:
-                plan.add_if_present(folder / name)
+        _add_results(plan, folder, export_crossval_predictions)
 
 
 def export_pretrained_model(dataset_name_or_id: int | str, output_file: str | os.PathLike,

@@ -5,8 +5,8 @@ The zip's paths are relative to ``nnUNet_results`` (as written by :func:`nnunet.
 and by nnU-Net). Before anything is written, every entry is checked: an absolute path, a drive letter, a ``..``
 component, a backslash, a symbolic link or any path that would land outside ``nnUNet_results`` makes the whole zip
 refused, with the offending entry named. Existing files are not overwritten unless asked: identical files are left
-as they are, differing ones make the install stop before it starts. Files are extracted into a staging folder inside
-``nnUNet_results`` and moved into place only when the whole zip extracted cleanly.
+as they are, differing ones make the install stop before it starts. Each file is extracted to a temporary name next
+to its target, and all are renamed into place only when the whole zip extracted cleanly.
 """
 from __future__ import annotations
 
