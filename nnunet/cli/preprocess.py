@@ -30,9 +30,12 @@ def preprocess_main(argv: Sequence[str] | None = None) -> int:
     args, unknown = build_preprocess_parser().parse_known_args(argv)
     if unknown:
         print(f"nnunet: warning: ignoring unknown arguments {unknown}")
-    from nnunet.preprocessing.api import preprocess
+    from nnunet.preprocessing.api import preprocess, processes_per_configuration
+    from nnunet.utils.pool import shared_pool
 
-    preprocess(args.d, args.plans_name, args.c, args.np, args.verbose, show_progress=not args.no_pbar)
+    # configurations run together with the smallest of their process counts; one pool serves every dataset
+    with shared_pool(min(processes_per_configuration(args.c, args.np))):
+        preprocess(args.d, args.plans_name, args.c, args.np, args.verbose, show_progress=not args.no_pbar)
     return 0
 
 

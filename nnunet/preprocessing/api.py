@@ -60,27 +60,53 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
                        configurations: Sequence[str] = ("2d", "3d_fullres", "3d_lowres"),
                        num_processes: Sequence[int] | int | None = None, verbose: bool = False,
                        show_progress: bool = True) -> None:
+    """Preprocess the configurations of one dataset.
+
+    Configurations that use the same preprocessor run in one pass over the cases (each case is read once), with
+    the smallest of their process counts so that no configuration gets more workers than it was given.
+    """
     from nnunet.preprocessing.preprocessor import copy_gt_segmentations
 
     name = resolve_dataset_name(dataset)
     folder = preprocessed_dataset_folder(name)
     plans = Plans.load(folder / f"{plans_identifier}.json")
     counts = processes_per_configuration(configurations, num_processes)
+    groups: dict[str, tuple[list[str], list[int]]] = {}
     for configuration_name, n in zip(configurations, counts):
         if configuration_name not in plans.available_configurations:
             print(f"{name}: configuration {configuration_name} is not in {plans_identifier}; skipped.")
             continue
         configuration = plans.configuration(configuration_name)
-        conflicts = shared_data_conflicts(plans, configuration_name)
-        if conflicts:
-            warnings.warn(f"{name}: configuration {configuration_name} writes {configuration.data_identifier}, which "
-                          f"{'; '.join(conflicts)} also use(s) with different preprocessing settings. Its data will "
-                          f"replace theirs. Give {configuration_name} its own data_identifier in the plans.",
-                          stacklevel=2)
-        preprocessor = PREPROCESSORS.get(configuration.preprocessor_name)(verbose=verbose)
+        _warn_about_shared_data(name, plans, configuration_name)
         print(f"{name}: preprocessing {configuration_name} -> {configuration.data_identifier} ({n} processes)")
-        preprocessor.run(name, configuration_name, plans_identifier, n, show_progress=show_progress)
+        names, ns = groups.setdefault(configuration.preprocessor_name, ([], []))
+        names.append(configuration_name)
+        ns.append(n)
+    for preprocessor_name, (names, ns) in groups.items():
+        preprocessor = PREPROCESSORS.get(preprocessor_name)(verbose=verbose)
+        if _runs_one_configuration_at_a_time(preprocessor):
+            for configuration_name, n in zip(names, ns):
+                preprocessor.run(name, configuration_name, plans_identifier, n, show_progress=show_progress)
+        else:
+            preprocessor.run_configurations(name, names, plans_identifier, min(ns), show_progress=show_progress)
     copy_gt_segmentations(name, load_dataset_json(folder / "dataset.json"))
+
+
+def _runs_one_configuration_at_a_time(preprocessor) -> bool:
+    """A preprocessor that overrides ``run`` (the per-configuration entry point) is called through it."""
+    from nnunet.preprocessing.preprocessor import DefaultPreprocessor
+
+    return type(preprocessor).run is not DefaultPreprocessor.run or not hasattr(preprocessor, "run_configurations")
+
+
+def _warn_about_shared_data(dataset_name: str, plans: Plans, configuration_name: str) -> None:
+    conflicts = shared_data_conflicts(plans, configuration_name)
+    if conflicts:
+        data_identifier = plans.configuration(configuration_name).data_identifier
+        warnings.warn(f"{dataset_name}: configuration {configuration_name} writes {data_identifier}, which "
+                      f"{'; '.join(conflicts)} also use(s) with different preprocessing settings. Its data will "
+                      f"replace theirs. Give {configuration_name} its own data_identifier in the plans.",
+                      stacklevel=3)
 
 
 def preprocess(dataset_ids: Sequence[str | int], plans_identifier: str = "nnUNetPlans",

@@ -1,7 +1,9 @@
 """The default preprocessor: transpose -> crop to nonzero -> normalize -> resample, per case."""
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import logging
 import multiprocessing
 import os
@@ -16,6 +18,7 @@ from nnunet.io.dataset_json import label_manager, load_dataset_json, training_ca
 from nnunet.io.readers import reader_class
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
 from nnunet.planning.plans import Configuration, Plans
+from nnunet.preprocessing.api import PREPROCESSING_KEYS
 from nnunet.preprocessing.class_locations import class_location_keys, sample_class_locations
 from nnunet.preprocessing.cropping import crop_to_nonzero
 from nnunet.preprocessing.resampling import compute_new_shape
@@ -45,6 +48,14 @@ def normalize(data: np.ndarray, seg: np.ndarray, configuration: Configuration,
     return data
 
 
+def target_spacing(configuration: Configuration, original_spacing: Sequence[float]) -> list[float]:
+    """The spacing a case is resampled to. 2-D configurations keep the case's own spacing across slices."""
+    spacing = [float(s) for s in configuration.spacing]
+    if len(spacing) < len(original_spacing):
+        spacing = [float(original_spacing[0])] + spacing
+    return spacing
+
+
 @PREPROCESSORS.register
 class DefaultPreprocessor:
     """Turns raw cases into the arrays the network is trained on.
@@ -67,14 +78,12 @@ class DefaultPreprocessor:
         data, seg, bbox = crop_to_nonzero(data, seg)
         properties["bbox_used_for_cropping"] = bbox
         properties["shape_after_cropping_and_before_resampling"] = data.shape[1:]
-        target_spacing = list(configuration.spacing)
-        if len(target_spacing) < len(data.shape[1:]):  # 2d: never resample across slices
-            target_spacing = [original_spacing[0]] + target_spacing
-        new_shape = compute_new_shape(data.shape[1:], original_spacing, target_spacing)
+        new_spacing = target_spacing(configuration, original_spacing)
+        new_shape = compute_new_shape(data.shape[1:], original_spacing, new_spacing)
         data = normalize(np.ascontiguousarray(data), seg, configuration,
                          plans.foreground_intensity_properties_per_channel)
-        data = configuration.resampling_fn("data")(data, new_shape, original_spacing, target_spacing)
-        seg = configuration.resampling_fn("seg")(seg, new_shape, original_spacing, target_spacing)
+        data = configuration.resampling_fn("data")(data, new_shape, original_spacing, new_spacing)
+        seg = configuration.resampling_fn("seg")(seg, new_shape, original_spacing, new_spacing)
         if has_seg:
             labels = label_manager(dataset_json)
             properties["class_locations"] = sample_class_locations(seg, class_location_keys(labels))
@@ -82,12 +91,18 @@ class DefaultPreprocessor:
         seg = seg.astype(np.int16 if np.max(seg) > 127 else np.int8)
         return data, seg, properties
 
-    def run_case(self, image_files: Sequence[str | os.PathLike], seg_file: str | os.PathLike | None, plans: Plans,
-                 configuration: Configuration, dataset_json: dict[str, Any]):
-        """Read and preprocess one case: returns (data, seg, properties)."""
+    def read_case(self, image_files: Sequence[str | os.PathLike], seg_file: str | os.PathLike | None,
+                  plans: Plans) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+        """Read one case with the plans' reader: (data, seg or None, properties)."""
         reader = reader_class(plans.image_reader_writer)()
         data, properties = reader.read_images(image_files)
         seg = reader.read_seg(seg_file)[0] if seg_file is not None else None
+        return data, seg, properties
+
+    def run_case(self, image_files: Sequence[str | os.PathLike], seg_file: str | os.PathLike | None, plans: Plans,
+                 configuration: Configuration, dataset_json: dict[str, Any]):
+        """Read and preprocess one case: returns (data, seg, properties)."""
+        data, seg, properties = self.read_case(image_files, seg_file, plans)
         return self.run_case_npy(data, seg, properties, plans, configuration, dataset_json)
 
     def modify_seg_fn(self, seg: np.ndarray, plans: Plans, dataset_json: dict[str, Any],
@@ -95,38 +110,95 @@ class DefaultPreprocessor:
         """Hook to alter training segmentations (e.g. to simulate sparse annotation). Identity by default."""
         return seg
 
+    def shared_output_key(self, plans: Plans, configuration: Configuration,
+                          properties: dict[str, Any]) -> str | None:
+        """What :meth:`run_case_npy`'s output depends on besides the case, or None if that is not known.
+
+        Configurations of one case with equal keys get the same arrays, so the arrays are computed once and
+        written to each configuration's folder (e.g. 2d and 3d_fullres of an isotropic dataset). A subclass that
+        overrides a processing step returns None unless it overrides this method too: its step may read any
+        part of the configuration.
+        """
+        cls = type(self)
+        if any(getattr(cls, name) is not getattr(DefaultPreprocessor, name)
+               for name in ("run_case_npy", "modify_seg_fn")):
+            return None
+        original_spacing = [properties["spacing"][i] for i in plans.transpose_forward]
+        settings = {key: configuration.get(key) for key in PREPROCESSING_KEYS if key != "spacing"}
+        settings["target_spacing"] = target_spacing(configuration, original_spacing)
+        return json.dumps(settings, sort_keys=True, default=str)
+
     def run(self, dataset_name_or_id: str | int, configuration_name: str, plans_identifier: str,
             num_processes: int, show_progress: bool = True) -> None:
         """Preprocess every training case of a dataset for one configuration."""
+        self.run_configurations(dataset_name_or_id, [configuration_name], plans_identifier, num_processes,
+                                show_progress)
+
+    def run_configurations(self, dataset_name_or_id: str | int, configuration_names: Sequence[str],
+                           plans_identifier: str, num_processes: int, show_progress: bool = True) -> None:
+        """Preprocess every training case for several configurations in one pass.
+
+        Each case is read once and written to every configuration's folder, in the order given (a later
+        configuration sharing a data_identifier overwrites an earlier one, as separate runs would).
+        """
         dataset_name = resolve_dataset_name(dataset_name_or_id)
         pre_folder = preprocessed_dataset_folder(dataset_name)
         plans = Plans.load(pre_folder / f"{plans_identifier}.json")
-        configuration = plans.configuration(configuration_name)
         dataset_json = load_dataset_json(pre_folder / "dataset.json")
-        raw_folder = raw_dataset_folder(dataset_name)
-        cases = training_cases(raw_folder, dataset_json)
-        out_folder = pre_folder / configuration.data_identifier
-        if out_folder.is_dir():
-            shutil.rmtree(out_folder)  # stale cases from an earlier plan must not be mixed in
-        out_folder.mkdir(parents=True)
+        cases = training_cases(raw_dataset_folder(dataset_name), dataset_json)
+        targets = []
+        for name in configuration_names:
+            out_folder = pre_folder / plans.configuration(name).data_identifier
+            if out_folder.is_dir():
+                shutil.rmtree(out_folder)  # stale cases from an earlier plan must not be mixed in
+            out_folder.mkdir(parents=True, exist_ok=True)
+            targets.append((name, str(out_folder)))
         jobs = [(type(self).__name__, self.verbose, case_id, [str(f) for f in c["images"]], str(c["label"]),
-                 str(plans.source), configuration_name, str(out_folder), dataset_json)
+                 str(plans.source), targets, dataset_json)
                 for case_id, c in cases.items()]
         run_parallel(_preprocess_and_save, jobs, num_processes,
-                     desc=f"Preprocessing {configuration_name}", show_progress=show_progress)
+                     desc=f"Preprocessing {', '.join(configuration_names)}", show_progress=show_progress)
 
 
 def _preprocess_and_save(preprocessor_name: str, verbose: bool, case_id: str, image_files: list[str], seg_file: str,
-                         plans_file: str, configuration_name: str, out_folder: str,
-                         dataset_json: dict[str, Any]) -> None:
-    """Worker: preprocess one case and write it; returns nothing so no array crosses process boundaries."""
+                         plans_file: str, targets: list[tuple[str, str]], dataset_json: dict[str, Any]) -> None:
+    """Worker: preprocess one case for each (configuration, output folder) target and write it.
+
+    Returns nothing so no array crosses process boundaries. The case is read once unless the preprocessor
+    overrides :meth:`~DefaultPreprocessor.run_case`; arrays are shared between configurations with equal
+    :meth:`~DefaultPreprocessor.shared_output_key`.
+    """
     in_pool = multiprocessing.parent_process() is not None
     if in_pool:
         _limit_blas_threads()
     preprocessor = PREPROCESSORS.get(preprocessor_name)(verbose)
-    plans, configuration = _plans_and_configuration(plans_file, os.stat(plans_file).st_mtime_ns, configuration_name)
-    data, seg, properties = preprocessor.run_case(image_files, seg_file, plans, configuration, dataset_json)
-    save_case(out_folder, case_id, data, seg, properties, configuration.patch_size, nthreads=1 if in_pool else 4)
+    mtime = os.stat(plans_file).st_mtime_ns
+    configurations = [_plans_and_configuration(plans_file, mtime, name)[1] for name, _ in targets]
+    plans = _plans_and_configuration(plans_file, mtime, targets[0][0])[0]
+    if type(preprocessor).run_case is not DefaultPreprocessor.run_case:
+        for configuration, (_, out_folder) in zip(configurations, targets):
+            result = preprocessor.run_case(image_files, seg_file, plans, configuration, dataset_json)
+            save_case(out_folder, case_id, *result, configuration.patch_size)
+        return
+    raw = preprocessor.read_case(image_files, seg_file, plans)
+    keys = [preprocessor.shared_output_key(plans, c, raw[2]) for c in configurations]
+    done: dict[str, tuple] = {}
+    for i, (configuration, (_, out_folder)) in enumerate(zip(configurations, targets)):
+        key = keys[i]
+        if key is not None and key in done:
+            result = done[key]
+        else:
+            last_use = all(k is not None and k in done for k in keys[i + 1:])
+            data, seg, properties = raw if last_use else _copy_case(*raw)
+            result = preprocessor.run_case_npy(data, seg, properties, plans, configuration, dataset_json)
+            if key is not None and key in keys[i + 1:]:
+                done[key] = result
+        save_case(out_folder, case_id, *result, configuration.patch_size)
+
+
+def _copy_case(data: np.ndarray, seg: np.ndarray | None, properties: dict[str, Any]):
+    """A copy for one configuration (preprocessing works in place where it can)."""
+    return data.copy(), (seg.copy() if seg is not None else None), copy.deepcopy(properties)
 
 
 @functools.lru_cache(maxsize=4)
