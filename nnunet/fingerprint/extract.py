@@ -5,6 +5,7 @@ fingerprint from either implementation can be planned by the other.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,29 +71,76 @@ def analyze_case(image_files: Sequence[str], seg_file: str, reader_name: str, nu
     )
 
 
-def intensity_statistics(samples: np.ndarray) -> dict[str, float]:
-    """Statistics of one channel's pooled foreground samples (population std, linear percentiles)."""
+def intensity_statistics(samples: np.ndarray, overwrite: bool = False) -> dict[str, float]:
+    """Statistics of one channel's pooled foreground samples (population std, linear percentiles).
+
+    ``overwrite=True`` lets the percentiles reorder ``samples`` in place instead of copying them (400 MB for
+    nnU-Net's 10^8 samples); the other statistics are taken first, so every value is the same either way.
+    """
     if samples.size == 0:
         nan = float("nan")
         return {k: nan for k in ("max", "mean", "median", "min", "percentile_00_5", "percentile_99_5", "std")}
-    p_low, median, p_high = np.percentile(samples, (0.5, 50.0, 99.5))
-    return {
+    stats = {
         "max": float(np.max(samples)),
         "mean": float(np.mean(samples)),
-        "median": float(median),
         "min": float(np.min(samples)),
-        "percentile_00_5": float(p_low),
-        "percentile_99_5": float(p_high),
         "std": float(np.std(samples)),
     }
+    p_low, median, p_high = np.percentile(samples, (0.5, 50.0, 99.5), overwrite_input=overwrite)
+    stats.update(median=float(median), percentile_00_5=float(p_low), percentile_99_5=float(p_high))
+    return stats
 
 
-def aggregate(cases: list[CaseFingerprint], num_channels: int) -> dict[str, Any]:
-    """Combine per-case results into the fingerprint dictionary (same keys as nnU-Net)."""
+class PooledSamples:
+    """Every case's foreground samples per channel, in case order: what the statistics are computed on.
+
+    Cases are copied into one buffer as their results arrive, so the per-case arrays are freed right away
+    instead of all being kept for a final concatenation (for 10^8 float32 samples: 400 MB less at the peak,
+    and one 400 MB copy less).
+    """
+
+    def __init__(self, num_cases: int, num_channels: int, per_case: int):
+        self.num_cases, self.num_channels, self.per_case = num_cases, num_channels, per_case
+        self.counts = np.zeros(num_cases, dtype=np.int64)
+        self._values: np.ndarray | None = None
+
+    def add(self, index: int, samples: Sequence[np.ndarray]) -> None:
+        """Store case ``index``'s samples (one array per channel, at most ``per_case`` long)."""
+        if self._values is None:
+            self._values = np.empty((self.num_channels, self.num_cases * self.per_case), dtype=samples[0].dtype)
+        dtype = np.result_type(self._values.dtype, *[s.dtype for s in samples])
+        if dtype != self._values.dtype:  # a reader that does not return float32: widen, as concatenation would
+            self._values = self._values.astype(dtype)
+        start = index * self.per_case
+        for c, channel_samples in enumerate(samples):
+            self._values[c, start:start + channel_samples.size] = channel_samples
+        self.counts[index] = samples[0].size
+
+    def channel(self, c: int) -> np.ndarray:
+        """All samples of channel ``c`` in case order (a view of the buffer when every case filled its slot)."""
+        if self._values is None:
+            return np.zeros(0, dtype=np.float32)
+        if np.all(self.counts == self.per_case):
+            return self._values[c]
+        return np.concatenate([self._values[c, i * self.per_case:i * self.per_case + n]
+                               for i, n in enumerate(self.counts)])
+
+
+def aggregate(cases: list[CaseFingerprint], num_channels: int,
+              samples: PooledSamples | None = None) -> dict[str, Any]:
+    """Combine per-case results into the fingerprint dictionary (same keys as nnU-Net).
+
+    ``samples``: the pooled foreground samples when they were collected as the cases arrived; otherwise the
+    cases' own ``foreground_samples`` are concatenated.
+    """
     per_channel = {}
     for c in range(num_channels):
-        pooled = np.concatenate([case.foreground_samples[c] for case in cases])
-        per_channel[str(c)] = intensity_statistics(pooled)
+        if samples is not None:
+            pooled = samples.channel(c)
+        else:
+            pooled = np.concatenate([case.foreground_samples[c] for case in cases])
+        # pooled is ours (a buffer view or a fresh concatenation) and used once: it may be reordered in place
+        per_channel[str(c)] = intensity_statistics(pooled, overwrite=True)
     return {
         "foreground_intensity_properties_per_channel": per_channel,
         "median_relative_size_after_cropping": float(np.median([c.relative_size_after_cropping for c in cases])),
@@ -136,9 +184,16 @@ class DatasetFingerprintExtractor:
         num_samples = int(NUM_FOREGROUND_SAMPLES // len(self.cases))
         jobs = [([str(f) for f in c["images"]], str(c["label"]), reader.__name__, num_samples)
                 for c in self.cases.values()]
-        results = run_parallel(analyze_case, jobs, self.num_processes,
-                               desc=f"Fingerprint {self.dataset_name}", show_progress=show_progress)
-        fingerprint = aggregate(results, len(self.dataset_json["channel_names"]))
+        num_channels = len(self.dataset_json["channel_names"])
+        samples = PooledSamples(len(jobs), num_channels, num_samples)
+
+        def keep_samples_only_once(index: int, case: CaseFingerprint) -> CaseFingerprint:
+            samples.add(index, case.foreground_samples)
+            return dataclasses.replace(case, foreground_samples=[])
+
+        results = run_parallel(analyze_case, jobs, self.num_processes, desc=f"Fingerprint {self.dataset_name}",
+                               show_progress=show_progress, on_result=keep_samples_only_once)
+        fingerprint = aggregate(results, num_channels, samples)
         save_json(fingerprint, self.output_file, sort_keys=True, indent=4)
         return fingerprint
 

@@ -37,12 +37,18 @@ def shared_pool(num_processes: int) -> Iterator[None]:
         pool.shutdown(cancel_futures=True)
 
 
-def _collect(pool: Executor, fn: Callable[..., Any], arg_tuples: list[tuple], bar: tqdm, desc: str) -> list[Any]:
+def _keep(index: int, result: Any) -> Any:
+    return result
+
+
+def _collect(pool: Executor, fn: Callable[..., Any], arg_tuples: list[tuple], bar: tqdm, desc: str,
+             on_result: Callable[[int, Any], Any]) -> list[Any]:
     results: list[Any] = [None] * len(arg_tuples)
     futures = {pool.submit(fn, *args): i for i, args in enumerate(arg_tuples)}
     try:
         for future in as_completed(futures):
-            results[futures[future]] = future.result()
+            index = futures.pop(future)  # dropping the future lets a consumed result be freed
+            results[index] = on_result(index, future.result())
             bar.update()
     except BrokenProcessPool:
         raise NnunetError(
@@ -57,7 +63,7 @@ def _collect(pool: Executor, fn: Callable[..., Any], arg_tuples: list[tuple], ba
 
 
 def run_parallel(fn: Callable[..., Any], arg_tuples: Sequence[tuple], num_processes: int, desc: str = "",
-                 show_progress: bool = True) -> list[Any]:
+                 show_progress: bool = True, on_result: Callable[[int, Any], Any] = _keep) -> list[Any]:
     """Call ``fn(*args)`` for every tuple in ``arg_tuples``; return the results in input order.
 
     With ``num_processes <= 1`` (or a single item) everything runs in this process, which keeps tests and
@@ -70,13 +76,13 @@ def run_parallel(fn: Callable[..., Any], arg_tuples: Sequence[tuple], num_proces
     try:
         if num_processes <= 1 or len(arg_tuples) <= 1:
             results = []
-            for args in arg_tuples:
-                results.append(fn(*args))
+            for index, args in enumerate(arg_tuples):
+                results.append(on_result(index, fn(*args)))
                 bar.update()
             return results
         if _shared["pool"] is not None and _shared["workers"] == num_processes:
-            return _collect(_shared["pool"], fn, arg_tuples, bar, desc)
+            return _collect(_shared["pool"], fn, arg_tuples, bar, desc, on_result)
         with _spawn_pool(min(num_processes, len(arg_tuples))) as pool:
-            return _collect(pool, fn, arg_tuples, bar, desc)
+            return _collect(pool, fn, arg_tuples, bar, desc, on_result)
     finally:
         bar.close()

@@ -9,7 +9,8 @@ import pytest
 
 from nnunet.cli.fingerprint import extract_fingerprint_main
 from nnunet.demo.synthetic import make_dataset
-from nnunet.fingerprint.extract import intensity_statistics, sample_foreground_intensities
+from nnunet.fingerprint.extract import (DatasetFingerprintExtractor, PooledSamples, aggregate, analyze_case,
+                                       intensity_statistics, sample_foreground_intensities)
 from tests.conftest import FIXTURES
 
 _spec = importlib.util.spec_from_file_location("fp_fixtures", FIXTURES / "fingerprint" / "make_fixtures.py")
@@ -89,3 +90,40 @@ def test_unknown_dataset_gives_clear_error(nnunet_dirs, capsys):
     assert extract_fingerprint_main(["-d", "77", "--no_pbar"]) == 1
     err = capsys.readouterr().err
     assert "77" in err and "Traceback" not in err
+
+
+def test_statistics_in_place_equal_the_copying_ones():
+    x = np.random.default_rng(3).normal(100, 20, size=100_001).astype(np.float32)
+    expected = intensity_statistics(x.copy())
+    reordered = x.copy()
+    assert intensity_statistics(reordered, overwrite=True) == expected
+    assert not np.array_equal(reordered, x)  # the percentiles did work in place
+
+
+def test_pooled_samples_equal_the_concatenation_in_case_order():
+    rng = np.random.default_rng(4)
+    cases = [[rng.random(5, dtype=np.float32), rng.random(5, dtype=np.float32)],
+             [np.zeros(0, np.float32), np.zeros(0, np.float32)],  # a case without foreground
+             [rng.random(5, dtype=np.float32), rng.random(5, dtype=np.float32)]]
+    pooled = PooledSamples(num_cases=3, num_channels=2, per_case=5)
+    for index in (2, 0, 1):  # results arrive in any order
+        pooled.add(index, cases[index])
+    for c in range(2):
+        expected = np.concatenate([case[c] for case in cases])
+        assert pooled.channel(c).dtype == expected.dtype and np.array_equal(pooled.channel(c), expected)
+
+    full = PooledSamples(num_cases=2, num_channels=1, per_case=3)
+    full.add(1, [np.array([4, 5, 6], np.float32)])
+    full.add(0, [np.array([1, 2, 3], np.float64)])  # a reader that returns float64: widened, as numpy would
+    assert full.channel(0).dtype == np.float64 and full.channel(0).tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_fingerprint_equals_the_concatenating_computation(nnunet_dirs, monkeypatch):
+    monkeypatch.setattr("nnunet.fingerprint.extract.NUM_FOREGROUND_SAMPLES", 30_000)  # 10^8 takes 20 s here
+    make_dataset(nnunet_dirs["raw"], 41, "Pooled", "multichannel", num_cases=3, spacing_jitter=0.2)
+    extractor = DatasetFingerprintExtractor(41, num_processes=2)
+    fingerprint = extractor.run(overwrite_existing=True, show_progress=False)
+    cases = [analyze_case([str(f) for f in c["images"]], str(c["label"]), "SimpleITKIO",
+                          10_000) for c in extractor.cases.values()]
+    assert len(fingerprint["foreground_intensity_properties_per_channel"]) == 2
+    assert json.loads(json.dumps(fingerprint)) == json.loads(json.dumps(aggregate(cases, 2)))
