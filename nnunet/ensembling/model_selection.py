@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -78,7 +79,7 @@ def predict_command(dataset: str | int, configuration: str, plans: str, trainer:
                     output_folder: str, input_folder: str = "INPUT_FOLDER", save_probabilities: bool = False,
                     prev_stage_folder: str | None = None) -> str:
     """One ``nnUNetv2_predict`` command line."""
-    command = (f"nnUNetv2_predict -d {dataset} -i {input_folder} -o {output_folder} -f {' '.join(map(str, folds))} "
+    command = (f"nnUNetv2_predict -d {shlex.quote(str(dataset))} -i {input_folder} -o {output_folder} -f {' '.join(map(str, folds))} "
                f"-tr {trainer} -c {configuration} -p {plans}")
     if prev_stage_folder is not None:
         command += f" -prev_stage_predictions {prev_stage_folder}"
@@ -121,7 +122,8 @@ def inference_instructions(info: dict[str, Any], previous_stage: Callable[[dict[
                   f"nnUNetv2_ensemble -i {' '.join(outputs)} -o OUTPUT_FOLDER -np {num_processes}"]
     lines += ["", "***Once inference is completed, run postprocessing like this:***", "",
               f"nnUNetv2_apply_postprocessing -i OUTPUT_FOLDER -o OUTPUT_FOLDER_PP -pp_pkl_file "
-              f"{best['postprocessing_file']} -np {num_processes} -plans_json {best['some_plans_file']}"]
+              f"{shlex.quote(best['postprocessing_file'])} -np {num_processes} "
+              f"-plans_json {shlex.quote(best['some_plans_file'])}"]
     return "\n".join(lines) + "\n"
 
 

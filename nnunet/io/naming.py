@@ -78,6 +78,25 @@ def channel_files(images_folder: str | os.PathLike, identifier: str, file_ending
     return [Path(images_folder) / f for f in sorted(names) if pattern.fullmatch(f)]
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale_staging(raw: Path, dataset_name: str) -> None:
+    """Staging folders of ``dataset_name`` left by a conversion that was killed (its process no longer exists)."""
+    prefix = f".{dataset_name}.converting-"
+    for folder in raw.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged_raw_dataset(dataset_name: str) -> Iterator[Path]:
     """A hidden folder in nnUNet_raw to assemble ``dataset_name`` in; renamed to ``nnUNet_raw/dataset_name`` when the
@@ -85,6 +104,7 @@ def staged_raw_dataset(dataset_name: str) -> Iterator[Path]:
     raw = paths.raw_root()
     raw.mkdir(parents=True, exist_ok=True)
     target = raw / dataset_name
+    _remove_stale_staging(raw, dataset_name)
     staging = raw / f".{dataset_name}.converting-{os.getpid()}"
     try:
         staging.mkdir()

@@ -123,3 +123,16 @@ def test_accumulate_cli(nnunet_dirs, capsys, tmp_path):
     shutil.copy(model / "fold_0" / "validation" / "case_000.nii.gz", model / "fold_1" / "validation")
     assert accumulate_crossval_results_main(["950", "-c", "3d_fullres", "-f", "0", "1", "-np", "1"]) == 1
     assert "case_000.nii.gz" in capsys.readouterr().err
+
+
+def test_instruction_paths_with_spaces_are_quoted_and_split_back():
+    import shlex
+
+    info = {"dataset_name_or_id": "Dataset950_Select", "folds": [0],
+            "best_model_or_ensemble": {"postprocessing_file": "/my results/pp.pkl",
+                                       "some_plans_file": "/my results/plans.json",
+                                       "selected_model_or_models": selected_models("T__P__3d_fullres")}}
+    text = inference_instructions(info, lambda m: None, 2)
+    postprocess = shlex.split(next(ln for ln in text.splitlines() if ln.startswith("nnUNetv2_apply")))
+    assert postprocess[postprocess.index("-pp_pkl_file") + 1] == "/my results/pp.pkl"
+    assert postprocess[postprocess.index("-plans_json") + 1] == "/my results/plans.json"

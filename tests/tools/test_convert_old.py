@@ -136,3 +136,22 @@ def test_interrupted_copy_leaves_nothing(nnunet_dirs, tmp_path, monkeypatch):
         convert_v1_dataset(task, "Dataset017_Tiny")
     assert list(nnunet_dirs["raw"].iterdir()) == []
     assert json.loads((task / "dataset.json").read_text()) == json.loads(V1_JSON.read_text())  # source untouched
+
+
+def test_staging_folder_of_a_killed_conversion_is_cleaned_up(nnunet_dirs, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = nnunet_dirs["raw"] / f".Dataset017_Tiny.converting-{int(dead.stdout)}"  # left by a kill -9
+    (stale / "imagesTr").mkdir(parents=True)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = nnunet_dirs["raw"] / f".Dataset017_Tiny.converting-{alive.pid}"  # a conversion still at work
+        running.mkdir()
+        assert convert_old_main([str(make_v1_task(tmp_path)), "Dataset017_Tiny"]) == 0
+        assert not stale.exists() and running.is_dir()
+        assert (nnunet_dirs["raw"] / "Dataset017_Tiny" / "dataset.json").is_file()
+    finally:
+        alive.kill()
+        alive.wait()
