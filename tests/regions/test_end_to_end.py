@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +183,36 @@ def test_ensembling_averages_sigmoids_then_paints(pipe, tmp_path):
         else:
             mean = np.stack([probs[0], (probs[1] + probs[2]) / 2, (probs[1] + probs[2]) / 2])
             np.testing.assert_array_equal(seg, mean.argmax(0))
+
+
+@pytest.mark.parametrize("kind", ["3d_regions", "3d_regions_sparse"])
+def test_find_best_configuration_and_its_postprocessing_on_regions(pipelines, monkeypatch, kind, tmp_path):
+    import shlex
+
+    from nnunet.cli.ensemble import find_best_configuration_main
+    from nnunet.cli.postprocess import apply_postprocessing_main
+    from nnunet.postprocessing.pp_file import load_postprocessing
+
+    pipe = pipelines(kind)
+    pipe.set_env(monkeypatch)
+    assert find_best_configuration_main([str(pipe.dataset_id), "-c", "3d_fullres", "-tr", "RegionsTinyTrainer",
+                                         "-f", "0", "-np", "1"]) == 0
+    info = json.loads((pipe.root / "results" / pipe.dataset_name / "inference_information.json").read_text())
+    best = info["best_model_or_ensemble"]
+    assert [m["trainer"] for m in best["selected_model_or_models"]] == ["RegionsTinyTrainer"]
+    # the cross-validation summary it ranked on is keyed by regions, and ignored voxels played no part
+    crossval = json.loads((Path(best["postprocessing_file"]).parent / "summary.json").read_text())
+    assert {parse_label_key(k) for k in crossval["mean"]} == set(REGIONS)
+    functions, kwargs = load_postprocessing(best["postprocessing_file"])
+    for kw in kwargs:  # any component filtering chosen acts on foreground labels/regions, never the ignore label
+        chosen = kw["labels_or_regions"]
+        assert set(np.ravel(chosen).tolist()) <= {1, 2}
+
+    # the printed postprocessing command, applied to the test predictions, still gives label maps
+    text = (pipe.root / "results" / pipe.dataset_name / "inference_instructions.txt").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("nnUNetv2_apply_postprocessing"))
+    argv = [str(pipe.predictions) if a == "OUTPUT_FOLDER" else str(tmp_path / "pp") if a == "OUTPUT_FOLDER_PP"
+            else a for a in shlex.split(line)[1:]]
+    assert apply_postprocessing_main(argv) == 0
+    for case in sorted(pipe.predictions.glob("*.nii.gz")):
+        assert set(np.unique(read(tmp_path / "pp" / case.name))) <= {0, 1, 2}
