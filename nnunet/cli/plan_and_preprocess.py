@@ -27,26 +27,39 @@ def plan_and_preprocess_main(argv: Sequence[str] | None = None) -> int:
     args, unknown = build_plan_and_preprocess_parser().parse_known_args(argv)
     if unknown:
         print(f"nnunet: warning: ignoring unknown arguments {unknown}")
+    from nnunet.preprocessing.api import processes_per_configuration
     from nnunet.utils.pool import shared_pool
 
     show_progress = not args.no_pbar
-    # one worker pool for fingerprinting and preprocessing when their process counts agree
+    # a bad -np fails here, before the fingerprint is computed
+    preprocessing_processes = 0 if args.no_pp else min(processes_per_configuration(args.c, args.np))
+    same_pool = preprocessing_processes == args.num_processes_fingerprint
+    # one worker pool for fingerprinting and preprocessing when their process counts agree; otherwise the
+    # fingerprint's workers are shut down before preprocessing starts its own
     with shared_pool(args.num_processes_fingerprint):
-        _run(args, show_progress)
+        plans_identifier = _plan(args, show_progress)
+        if same_pool and not args.no_pp:
+            _preprocess(args, plans_identifier, show_progress)
+    if not same_pool and not args.no_pp:
+        with shared_pool(preprocessing_processes):
+            _preprocess(args, plans_identifier, show_progress)
     return 0
 
 
-def _run(args: argparse.Namespace, show_progress: bool) -> None:
+def _plan(args: argparse.Namespace, show_progress: bool) -> str:
     from nnunet.fingerprint.extract import extract_fingerprints
     from nnunet.planning.api import plan_experiments
-    from nnunet.preprocessing.api import preprocess
 
     extract_fingerprints(args.d, args.fpe, args.num_processes_fingerprint, args.verify_dataset_integrity,
                          args.clean, args.verbose, show_progress=show_progress)
-    plans_identifier = plan_experiments(args.d, args.pl, args.gpu_memory_target, args.preprocessor_name,
-                                        args.overwrite_target_spacing, args.overwrite_plans_name)
-    if not args.no_pp:
-        preprocess(args.d, plans_identifier, args.c, args.np, args.verbose, show_progress=show_progress)
+    return plan_experiments(args.d, args.pl, args.gpu_memory_target, args.preprocessor_name,
+                            args.overwrite_target_spacing, args.overwrite_plans_name)
+
+
+def _preprocess(args: argparse.Namespace, plans_identifier: str, show_progress: bool) -> None:
+    from nnunet.preprocessing.api import preprocess
+
+    preprocess(args.d, plans_identifier, args.c, args.np, args.verbose, show_progress=show_progress)
 
 
 plan_and_preprocess_console = console(plan_and_preprocess_main)

@@ -55,9 +55,11 @@ class OwnRunPreprocessor(DefaultPreprocessor):
 
 
 @pytest.fixture(autouse=True)
-def _clear_calls():
+def _clear_calls(monkeypatch):
     for calls in CALLS.values():
         calls.clear()
+    # the intensity statistics play no part here; 10^8 foreground samples would dominate the runtime
+    monkeypatch.setattr("nnunet.fingerprint.extract.NUM_FOREGROUND_SAMPLES", 30_000)
 
 
 def _planned(nnunet_dirs, dataset_id: int, preset: str, preprocessor: str, **overrides):
@@ -143,4 +145,16 @@ def test_a_preprocessor_with_its_own_run_is_called_per_configuration(nnunet_dirs
     pre = _planned(nnunet_dirs, 233, "3d_iso", "OwnRunPreprocessor")
     preprocess([233], configurations=["2d", "3d_fullres"], num_processes=1, show_progress=False)
     assert CALLS["run"] == ["2d", "3d_fullres"]
+    assert len(case_ids(pre / "nnUNetPlans_2d")) == len(case_ids(pre / "nnUNetPlans_3d_fullres")) == 3
+
+
+def test_plan_and_preprocess_with_different_process_counts(nnunet_dirs, capsys):
+    make_dataset(nnunet_dirs["raw"], 234, "Counts", "3d_iso", num_cases=3)
+    pre = nnunet_dirs["preprocessed"] / "Dataset234_Counts"
+    # a -np that fits no configuration list fails before any work
+    assert plan_and_preprocess_main(["-d", "234", "-c", "2d", "3d_fullres", "-np", "1", "2", "3", "--no_pbar"]) == 1
+    assert "-np" in capsys.readouterr().err and not (pre / "dataset_fingerprint.json").exists()
+    # fingerprint with 2 workers, then preprocessing with 1 (the fingerprint's pool is closed first)
+    assert plan_and_preprocess_main(["-d", "234", "-c", "2d", "3d_fullres", "-npfp", "2", "-np", "1",
+                                     "--no_pbar"]) == 0
     assert len(case_ids(pre / "nnUNetPlans_2d")) == len(case_ids(pre / "nnUNetPlans_3d_fullres")) == 3
