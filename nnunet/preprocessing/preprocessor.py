@@ -188,7 +188,8 @@ def _preprocess_and_save(preprocessor_name: str, verbose: bool, case_id: str, im
         if key is not None and key in done:
             result = done[key]
         else:
-            last_use = all(k is not None and k in done for k in keys[i + 1:])
+            # the raw case is needed again only by a later configuration that computes its own arrays
+            last_use = all(k is not None and (k in done or k == key) for k in keys[i + 1:])
             data, seg, properties = raw if last_use else _copy_case(*raw)
             result = preprocessor.run_case_npy(data, seg, properties, plans, configuration, dataset_json)
             if key is not None and key in keys[i + 1:]:
@@ -201,7 +202,7 @@ def _copy_case(data: np.ndarray, seg: np.ndarray | None, properties: dict[str, A
     return data.copy(), (seg.copy() if seg is not None else None), copy.deepcopy(properties)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)
 def _plans_and_configuration(plans_file: str, mtime_ns: int, configuration_name: str) -> tuple[Plans, Configuration]:
     """Plans parsed once per worker process (keyed by file and modification time), not once per case."""
     plans = Plans.load(plans_file)
