@@ -16,10 +16,24 @@ class MetricsLogger:
     """One value per epoch and key (the dict that goes into checkpoints as ``logging``).
 
     Logging ``mean_fg_dice`` also updates ``ema_fg_dice`` (first value = the Dice, then ``0.9 ema + 0.1 dice``).
+    Sinks (e.g. :class:`~nnunet.training.wandb_logger.WandbLogger`) receive every value as it is logged, lists
+    split into ``key/class_1``, ``key/class_2``, ..., plus the run's configuration and summary values.
     """
 
     def __init__(self) -> None:
         self.my_fantastic_logging: dict[str, list] = {k: [] for k in LOGGED_KEYS}
+        self.sinks: list[Any] = []
+
+    def add_sink(self, sink: Any) -> None:
+        self.sinks.append(sink)
+
+    def update_config(self, config: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            sink.update_config(config)
+
+    def log_summary(self, key: str, value: Any) -> None:
+        for sink in self.sinks:
+            sink.log_summary(key, value)
 
     def log(self, key: str, value: Any, epoch: int) -> None:
         values = self.my_fantastic_logging.setdefault(key, [])
@@ -29,6 +43,12 @@ class MetricsLogger:
             values.append(value)
         else:
             raise ValueError(f"Cannot log {key!r} for epoch {epoch}: only {len(values)} epochs are logged.")
+        for sink in self.sinks:
+            if isinstance(value, (list, tuple)):
+                for i, v in enumerate(value):
+                    sink.log(f"{key}/class_{i + 1}", v, epoch)
+            else:
+                sink.log(key, value, epoch)
         if key == "mean_fg_dice":
             ema = self.my_fantastic_logging["ema_fg_dice"]
             new = value if epoch == 0 or len(ema) < epoch else ema[epoch - 1] * 0.9 + 0.1 * value

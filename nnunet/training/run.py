@@ -16,6 +16,7 @@ import torch
 from nnunet.errors import ConfigurationError, NnunetError
 from nnunet.io.naming import preprocessed_dataset_folder
 from nnunet.training.checkpoint import load_checkpoint_file, strip_module_prefixes
+from nnunet.training.wandb_logger import wandb_enabled
 from nnunet.utils.json import load_json
 
 
@@ -195,6 +196,7 @@ def run_training(dataset_name_or_id: int | str, configuration: str, fold: int | 
         raise ConfigurationError("--val_best cannot be used with --disable_checkpointing (no checkpoint_best.pth).")
     if pretrained_weights is not None and not Path(pretrained_weights).is_file():
         raise NnunetError(f"Pretrained weights file {pretrained_weights} does not exist.")
+    wandb_enabled()  # a malformed nnUNet_wandb_enabled fails here, before any work
     if device.type == "cuda" and not torch.cuda.is_available():
         raise NnunetError("CUDA was requested but is not available on this machine; use -device cpu.")
     if plans_identifier == "nnUNetPlans":
@@ -223,6 +225,8 @@ def _run_single(dataset_name_or_id, configuration, fold, trainer_class_name, pla
                                     device)
     if disable_checkpointing:
         trainer.disable_checkpointing = True
+    if wandb_enabled():
+        trainer.enable_wandb(resume=continue_training)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True

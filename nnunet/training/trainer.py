@@ -192,6 +192,25 @@ class nnUNetTrainer:  # noqa: N801 - nnU-Net's class name, kept so that users' t
             self.network = torch.nn.parallel.DistributedDataParallel(self.network, device_ids=device_ids)
         self.loss = self._build_loss()
         self.was_initialized = True
+        self.logger.update_config({"hparas": {
+            "initial_lr": self.initial_lr, "weight_decay": self.weight_decay,
+            "oversample_foreground_percent": self.oversample_foreground_percent,
+            "probabilistic_oversampling": self.probabilistic_oversampling,
+            "num_iterations_per_epoch": self.num_iterations_per_epoch,
+            "num_val_iterations_per_epoch": self.num_val_iterations_per_epoch, "num_epochs": self.num_epochs,
+            "enable_deep_supervision": self.enable_deep_supervision, "batch_size": self.batch_size}})
+
+    def enable_wandb(self, resume: bool) -> None:
+        """Send the logged values to Weights & Biases (see :mod:`nnunet.training.wandb_logger`); first process
+        only."""
+        from nnunet.training.wandb_logger import WandbLogger
+
+        if self.local_rank != 0:
+            return
+        self.logger.add_sink(WandbLogger(self.output_folder, resume))
+        kwargs = self.my_init_kwargs
+        self.logger.update_config({"plans": kwargs["plans"], "configuration": kwargs["configuration"],
+                                   "fold": kwargs["fold"], "dataset": kwargs["dataset_json"]})
 
     def determine_num_input_channels(self) -> int:
         """Image channels, plus one per foreground label for cascaded configurations."""

@@ -122,6 +122,9 @@ def run_final_validation(trainer: "nnUNetTrainer", save_probabilities: bool = Fa
                                             reader_class(plans.image_reader_writer)(),
                                             trainer.dataset_json["file_ending"], evaluated_labels(lm),
                                             lm.ignore_label, num_processes=default_num_processes(), chill=True)
+        for label, metrics in summary["mean"].items():
+            trainer.logger.log_summary(f"final_val/class_{label}_dice", metrics["Dice"])
+        trainer.logger.log_summary("final_val/foreground_dice", summary["foreground_mean"]["Dice"])
         trainer.print_to_log_file("Validation complete", also_print_to_console=True)
         trainer.print_to_log_file("Mean Validation Dice: ", summary["foreground_mean"]["Dice"],
                                   also_print_to_console=True)
