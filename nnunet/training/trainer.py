@@ -363,10 +363,30 @@ class nnUNetTrainer:  # noqa: N801 - nnU-Net's class name, kept so that users' t
         self.print_plans()
         if self.local_rank == 0:
             self.copy_plans_and_dataset_json()
+            self.plot_network_architecture()
             self._save_debug_information()
         if torch.cuda.is_available():
             torch.backends.cudnn.benchmark = True
             torch.backends.cudnn.deterministic = False
+
+    def plot_network_architecture(self) -> None:
+        """network_architecture.pdf through the optional ``hiddenlayer`` package, as nnU-Net does; without it (or
+        when it fails, or with torch.compile) one line in the log says why and training goes on."""
+        if self._do_i_compile():
+            self.print_to_log_file("Unable to plot network architecture: nnUNet_compile is enabled!")
+            return
+        try:
+            import hiddenlayer
+
+            example = torch.rand((1, self.num_input_channels, *self.configuration_manager.patch_size),
+                                 device=self.device)
+            graph = hiddenlayer.build_graph(self.network, example, transforms=None)
+            graph.save(str(self.output_folder / "network_architecture.pdf"))
+        except Exception as e:  # noqa: BLE001 - a plot must never stop a training
+            self.print_to_log_file(f"Unable to plot network architecture: {type(e).__name__}: {e}")
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
 
     def copy_plans_and_dataset_json(self) -> None:
         from nnunet.utils.json import save_json

@@ -1,4 +1,5 @@
-"""Weights & Biases logging (nnUNet_wandb_enabled), with a stand-in ``wandb`` module that records every call."""
+"""Optional integrations of the trainer: Weights & Biases logging (nnUNet_wandb_enabled) and the hiddenlayer
+architecture plot, with stand-in modules that record every call."""
 from __future__ import annotations
 
 import sys
@@ -92,3 +93,29 @@ def test_bad_switch_and_missing_package_are_clear_errors(dirs, monkeypatch, caps
     assert train_main(["901", "3d_fullres", "0", "-tr", "TinyTestTrainer", "-device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert "pip install wandb" in err and "Traceback" not in err
+
+
+def test_architecture_plot_uses_hiddenlayer_when_installed(dirs, monkeypatch):
+    calls = []
+
+    class Graph:
+        def save(self, path):
+            with open(path, "wb") as f:
+                f.write(b"%PDF-stand-in")
+
+    module = types.ModuleType("hiddenlayer")
+    module.build_graph = lambda network, example, transforms: calls.append(tuple(example.shape)) or Graph()
+    monkeypatch.setitem(sys.modules, "hiddenlayer", module)
+    assert train_main(["901", "3d_fullres", "0", "-tr", "TinyTestTrainer", "-device", "cpu"]) == 0
+    fold = dirs["results"] / "Dataset901_Tiny" / "TinyTestTrainer__nnUNetPlans__3d_fullres" / "fold_0"
+    assert calls == [(1, 1, 16, 16, 16)]  # one image channel, the configuration's patch size
+    assert (fold / "network_architecture.pdf").read_bytes() == b"%PDF-stand-in"
+
+
+def test_training_goes_on_without_hiddenlayer(dirs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hiddenlayer", None)
+    assert train_main(["901", "3d_fullres", "0", "-tr", "TinyTestTrainer", "-device", "cpu"]) == 0
+    fold = dirs["results"] / "Dataset901_Tiny" / "TinyTestTrainer__nnUNetPlans__3d_fullres" / "fold_0"
+    log = next(fold.glob("training_log_*.txt")).read_text()
+    assert "Unable to plot network architecture" in log and not (fold / "network_architecture.pdf").exists()
+    assert (fold / "checkpoint_final.pth").is_file()
