@@ -78,7 +78,7 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
             continue
         configuration = plans.configuration(configuration_name)
         _warn_about_shared_data(name, plans, configuration_name)
-        print(f"{name}: preprocessing {configuration_name} -> {configuration.data_identifier} ({n} processes)")
+        print(f"{name}: preprocessing {configuration_name} -> {configuration.data_identifier}")
         names, ns = groups.setdefault(configuration.preprocessor_name, ([], []))
         names.append(configuration_name)
         ns.append(n)
@@ -86,8 +86,10 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
         preprocessor = PREPROCESSORS.get(preprocessor_name)(verbose=verbose)
         if _runs_one_configuration_at_a_time(preprocessor):
             for configuration_name, n in zip(names, ns):
+                print(f"{name}: {configuration_name} with {n} processes")
                 preprocessor.run(name, configuration_name, plans_identifier, n, show_progress=show_progress)
         else:
+            print(f"{name}: {', '.join(names)} in one pass over the cases with {min(ns)} processes")
             preprocessor.run_configurations(name, names, plans_identifier, min(ns), show_progress=show_progress)
     copy_gt_segmentations(name, load_dataset_json(folder / "dataset.json"))
 

@@ -157,4 +157,5 @@ def test_plan_and_preprocess_with_different_process_counts(nnunet_dirs, capsys):
     # fingerprint with 2 workers, then preprocessing with 1 (the fingerprint's pool is closed first)
     assert plan_and_preprocess_main(["-d", "234", "-c", "2d", "3d_fullres", "-npfp", "2", "-np", "1",
                                      "--no_pbar"]) == 0
+    assert "2d, 3d_fullres in one pass over the cases with 1 processes" in capsys.readouterr().out
     assert len(case_ids(pre / "nnUNetPlans_2d")) == len(case_ids(pre / "nnUNetPlans_3d_fullres")) == 3
