@@ -198,7 +198,8 @@ class nnUNetTrainer:  # noqa: N801 - nnU-Net's class name, kept so that users' t
             "probabilistic_oversampling": self.probabilistic_oversampling,
             "num_iterations_per_epoch": self.num_iterations_per_epoch,
             "num_val_iterations_per_epoch": self.num_val_iterations_per_epoch, "num_epochs": self.num_epochs,
-            "enable_deep_supervision": self.enable_deep_supervision, "batch_size": self.batch_size}})
+            "enable_deep_supervision": self.enable_deep_supervision,
+            "batch_size": self.configuration_manager.batch_size}})
 
     def enable_wandb(self, resume: bool) -> None:
         """Send the logged values to Weights & Biases (see :mod:`nnunet.training.wandb_logger`); first process
