@@ -17,3 +17,11 @@ class DatasetError(NnunetError):
 
 class ConfigurationError(NnunetError):
     """A plans file, configuration name or class name is unknown or inconsistent."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with a note for the user about what happens to the work done so far (printed by the CLI)."""
+
+    def __init__(self, note: str):
+        super().__init__(note)
+        self.note = note

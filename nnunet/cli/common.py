@@ -10,6 +10,10 @@ from typing import Callable, Sequence
 from nnunet.errors import NnunetError
 
 
+#: what Ctrl-C prints unless the command raised :class:`nnunet.errors.Interrupted` with its own note
+INTERRUPTED_NOTE = "Work finished so far is kept; run the same command again to go on."
+
+
 def cli_entry(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[Sequence[str] | None], int]:
     """Wrap a ``main(argv)`` so that user errors print one clear line and exit 1, and Ctrl-C exits 130.
 
@@ -25,9 +29,8 @@ def cli_entry(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[S
         except NnunetError as e:
             print(f"nnunet: error: {e}", file=sys.stderr)
             return 1
-        except KeyboardInterrupt:
-            print("nnunet: interrupted. Work finished so far is kept; run the same command again to go on.",
-                  file=sys.stderr)
+        except KeyboardInterrupt as e:
+            print(f"nnunet: interrupted. {getattr(e, 'note', INTERRUPTED_NOTE)}", file=sys.stderr)
             return 130
 
     return wrapper

@@ -4,7 +4,7 @@ from __future__ import annotations
 import warnings
 from typing import Sequence
 
-from nnunet.errors import NnunetError
+from nnunet.errors import Interrupted, NnunetError
 from nnunet.io.dataset_json import load_dataset_json
 from nnunet.io.naming import preprocessed_dataset_folder, resolve_dataset_name
 from nnunet.planning.plans import Plans
@@ -127,5 +127,9 @@ def preprocess(dataset_ids: Sequence[str | int], plans_identifier: str = "nnUNet
         show_progress: one progress bar per configuration.
     """
     processes_per_configuration(configurations, num_processes)  # a bad -np fails before any work
-    for dataset in dataset_ids:
-        preprocess_dataset(dataset, plans_identifier, configurations, num_processes, verbose, show_progress)
+    try:
+        for dataset in dataset_ids:
+            preprocess_dataset(dataset, plans_identifier, configurations, num_processes, verbose, show_progress)
+    except KeyboardInterrupt:
+        raise Interrupted("Every case written so far is complete (it has its .pkl), but preprocessing does not "
+                          "resume: running the command again rebuilds the folders from the start.") from None

@@ -159,3 +159,37 @@ def test_plan_and_preprocess_with_different_process_counts(nnunet_dirs, capsys):
                                      "--no_pbar"]) == 0
     assert "2d, 3d_fullres in one pass over the cases with 1 processes" in capsys.readouterr().out
     assert len(case_ids(pre / "nnUNetPlans_2d")) == len(case_ids(pre / "nnUNetPlans_3d_fullres")) == 3
+
+
+def test_ctrl_c_leaves_only_complete_cases_and_a_rerun_rebuilds(nnunet_dirs):
+    import glob
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    make_dataset(nnunet_dirs["raw"], 235, "CtrlC", "3d_iso", num_cases=48, shape=(40, 40, 40))
+    assert plan_and_preprocess_main(["-d", "235", "--no_pp", "-npfp", "1", "--no_pbar"]) == 0
+    pre = nnunet_dirs["preprocessed"] / "Dataset235_CtrlC"
+    command = [str(Path(sys.executable).parent / "nnUNet_preprocess"), "-d", "235", "-c", "2d", "3d_fullres",
+               "-np", "2", "--no_pbar"]
+    # a terminal's Ctrl-C reaches the whole process group: the command and its workers
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env=os.environ.copy())
+    deadline = time.time() + 120
+    while len(glob.glob(str(pre / "nnUNetPlans_3d_fullres" / "*.pkl"))) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err and "does not resume" in err
+    written = case_ids(pre / "nnUNetPlans_3d_fullres")
+    assert 2 <= len(written) < 48
+    for case in written:  # every listed case is whole
+        data, seg, _ = load_case(pre / "nnUNetPlans_3d_fullres", case)
+        assert data[:].shape[1:] == seg[:].shape[1:]
+
+    assert subprocess.run(command, capture_output=True, text=True, env=os.environ.copy()).returncode == 0
+    for name in ("nnUNetPlans_2d", "nnUNetPlans_3d_fullres"):
+        assert len(case_ids(pre / name)) == 48
