@@ -6,6 +6,7 @@ import os
 from typing import Sequence
 
 from nnunet.cli.common import cli_entry, console
+from nnunet.errors import Interrupted
 
 
 def build_train_parser() -> argparse.ArgumentParser:
@@ -53,8 +54,13 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     from nnunet.training.run import run_training
 
     _set_threads(args.device)
-    run_training(args.dataset_name_or_id, args.configuration, args.fold, args.tr, args.p, args.pretrained_weights,
-                 args.num_gpus, args.npz, args.c, args.val, args.disable_checkpointing, args.val_best, args.device)
+    try:
+        run_training(args.dataset_name_or_id, args.configuration, args.fold, args.tr, args.p,
+                     args.pretrained_weights, args.num_gpus, args.npz, args.c, args.val, args.disable_checkpointing,
+                     args.val_best, args.device)
+    except KeyboardInterrupt:
+        raise Interrupted("checkpoint_latest.pth (written after every finished epoch) is kept: run the same "
+                          "command with --c to continue from it.") from None
     return 0
 
 

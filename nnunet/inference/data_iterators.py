@@ -8,10 +8,9 @@ This module imports no torch, so spawned preprocessing workers start quickly.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
@@ -21,6 +20,7 @@ from nnunet.errors import NnunetError
 from nnunet.io.labels import LabelManager
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.registry import PREPROCESSORS
+from nnunet.utils.pool import spawn_pool, stop_pool_now
 
 
 def append_previous_stage(data: np.ndarray, seg: np.ndarray, label_manager: LabelManager) -> np.ndarray:
@@ -79,8 +79,7 @@ def iterate_in_order(fn: Callable[..., tuple[np.ndarray, dict]], jobs: Sequence[
             data, properties = fn(*args)
             yield {"data": data, "data_properties": properties, "ofile": ofile}
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(num_processes, len(jobs)), mp_context=context) as pool:
+    with spawn_pool(min(num_processes, len(jobs))) as pool:
         pending: deque[Future] = deque()
         next_job = 0
         try:
@@ -93,6 +92,9 @@ def iterate_in_order(fn: Callable[..., tuple[np.ndarray, dict]], jobs: Sequence[
         except BrokenProcessPool:
             raise NnunetError("A preprocessing worker died, most likely because it ran out of memory. Use fewer "
                               "preprocessing processes (-npp).") from None
+        except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C, or the consumer stopped early: stop the workers now
+            stop_pool_now(pool)
+            raise
         finally:
             for future in pending:
                 future.cancel()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import multiprocessing
 import os
 import re
 import time
@@ -38,6 +37,7 @@ from nnunet.inference.sliding_window import sliding_window_logits_with_fallback
 from nnunet.io.dataset_json import load_dataset_json
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.utils.json import load_json, save_json
+from nnunet.utils.pool import spawn_pool, stop_pool_now
 
 logger = logging.getLogger(__name__)
 
@@ -619,12 +619,15 @@ class _Exporter:
 
     def __enter__(self) -> "_Exporter":
         if self.num_processes > 0:
-            self.pool = ProcessPoolExecutor(max_workers=self.num_processes,
-                                            mp_context=multiprocessing.get_context("spawn"))
+            self.pool = spawn_pool(self.num_processes)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.pool is not None:
+        if self.pool is None:
+            return
+        if exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
+            stop_pool_now(self.pool)
+        else:
             self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
 
     def submit(self, fn, *args) -> None:

@@ -9,9 +9,7 @@ saved as label maps in ``predicted_next_stage/{next}/{ID}.b2nd``.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,7 @@ from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
 from nnunet.training import ddp
 from nnunet.training.data.dataset import PreprocessedDataset, save_previous_stage_seg
+from nnunet.utils.pool import spawn_pool, stop_pool_now
 
 if TYPE_CHECKING:
     from nnunet.training.trainer import nnUNetTrainer
@@ -50,8 +49,7 @@ class _Exports:
 
     def __init__(self, num_processes: int):
         self.num_processes = num_processes
-        self.pool = (ProcessPoolExecutor(num_processes, mp_context=multiprocessing.get_context("spawn"))
-                     if num_processes > 1 else None)
+        self.pool = spawn_pool(num_processes) if num_processes > 1 else None
         self.pending: list = []
 
     def submit(self, fn, *args) -> None:
@@ -70,6 +68,11 @@ class _Exports:
                     f.result()
             finally:
                 self.pool.shutdown()
+
+    def abort(self) -> None:
+        """After Ctrl-C: stop the export workers without waiting for their jobs."""
+        if self.pool is not None:
+            stop_pool_now(self.pool)
 
 
 def run_final_validation(trainer: "nnUNetTrainer", save_probabilities: bool = False) -> dict[str, Any] | None:
@@ -96,6 +99,7 @@ def run_final_validation(trainer: "nnUNetTrainer", save_probabilities: bool = Fa
     dataset = PreprocessedDataset(trainer.preprocessed_dataset_folder, val_keys,
                                   trainer.folder_with_segs_from_previous_stage)
     exports = _Exports(default_num_processes())
+    interrupted = False
     try:
         for i, key in enumerate(val_keys):
             data, _, seg_prev, properties = dataset.load_case(key)
@@ -109,8 +113,14 @@ def run_final_validation(trainer: "nnUNetTrainer", save_probabilities: bool = Fa
             _save_next_stage_predictions(trainer, key, logits)
             if world > 1 and (i + 1) % 20 == 0:
                 ddp.barrier()
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        exports.close()
+        if interrupted:
+            exports.abort()
+        else:
+            exports.close()
     ddp.barrier()
     summary = None
     if trainer.local_rank == 0:

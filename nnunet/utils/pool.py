@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
@@ -14,8 +15,27 @@ from nnunet.errors import NnunetError
 _shared: dict[str, Any] = {"pool": None, "workers": 0}
 
 
-def _spawn_pool(num_processes: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=num_processes, mp_context=multiprocessing.get_context("spawn"))
+def _ignore_ctrl_c() -> None:
+    """Worker initializer: Ctrl-C reaches every process of the terminal's group, but only the main process acts
+    on it (it stops the workers); a worker reacting too would print its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def spawn_pool(num_processes: int) -> ProcessPoolExecutor:
+    """A spawn process pool whose workers leave Ctrl-C to this process (see :func:`stop_pool_now`)."""
+    return ProcessPoolExecutor(max_workers=num_processes, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_ctrl_c)
+
+
+def stop_pool_now(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's processes at once (after Ctrl-C), instead of waiting for their current jobs. Jobs
+    write their outputs atomically, so a terminated one leaves no file that looks complete."""
+    processes = getattr(pool, "_processes", None) or {}  # no public API for this before Python 3.14
+    for process in list(processes.values()):
+        process.terminate()
+    # the executor now fails its pending futures itself; wait for that instead of cancelling them (cancelling
+    # first makes its manager thread raise InvalidStateError, printed as a traceback)
+    pool.shutdown(wait=True)
 
 
 @contextlib.contextmanager
@@ -28,7 +48,7 @@ def shared_pool(num_processes: int) -> Iterator[None]:
     if num_processes <= 1 or _shared["pool"] is not None:
         yield
         return
-    pool = _spawn_pool(num_processes)
+    pool = spawn_pool(num_processes)
     _shared.update(pool=pool, workers=num_processes)
     try:
         yield
@@ -55,9 +75,12 @@ def _collect(pool: Executor, fn: Callable[..., Any], arg_tuples: list[tuple], ba
             f"A background worker died while running {desc or fn.__name__}. This usually means it ran out of "
             f"memory: try fewer processes (-np)."
         ) from None
-    except BaseException:
-        for f in futures:
-            f.cancel()
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) and isinstance(pool, ProcessPoolExecutor):
+            stop_pool_now(pool)
+        else:
+            for f in futures:
+                f.cancel()
         raise
     return results
 
@@ -82,7 +105,7 @@ def run_parallel(fn: Callable[..., Any], arg_tuples: Sequence[tuple], num_proces
             return results
         if _shared["pool"] is not None and _shared["workers"] == num_processes:
             return _collect(_shared["pool"], fn, arg_tuples, bar, desc, on_result)
-        with _spawn_pool(min(num_processes, len(arg_tuples))) as pool:
+        with spawn_pool(min(num_processes, len(arg_tuples))) as pool:
             return _collect(pool, fn, arg_tuples, bar, desc, on_result)
     finally:
         bar.close()

@@ -218,3 +218,13 @@ def test_benchmark_trainer_writes_result(dirs):
     (entry,) = result.values()
     assert entry["num_gpus"] == 1 and 0 < entry["fastest_epoch"] < 60
     assert not list(fold.glob("*.pth")) and not (fold / "validation").exists()
+
+
+def test_ctrl_c_during_training_points_to_continue(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nnunet.training.run.run_training", interrupted)
+    assert train_main(["901", "3d_fullres", "0", "-device", "cpu"]) == 130
+    err = capsys.readouterr().err
+    assert "--c" in err and "checkpoint_latest.pth" in err and "Traceback" not in err
