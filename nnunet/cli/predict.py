@@ -7,7 +7,7 @@ import os
 from typing import Sequence
 
 from nnunet.cli.common import cli_entry, console
-from nnunet.errors import NnunetError
+from nnunet.errors import Interrupted, NnunetError
 
 DEVICES = ("cuda", "cpu", "mps")
 
@@ -103,14 +103,18 @@ def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int 
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-    predict_from_model_folder(args.i, args.o, model, _folds(args.f), args.chk, args.step_size,
-                              use_mirroring=not args.disable_tta, save_probabilities=args.save_probabilities,
-                              continue_prediction=args.continue_prediction, num_processes_preprocessing=args.npp,
-                              num_processes_segmentation_export=args.nps,
-                              prev_stage_predictions=args.prev_stage_predictions, num_parts=num_parts,
-                              part_id=part_id, device=args.device,
-                              perform_everything_on_device=not args.not_on_device, verbose=args.verbose,
-                              show_progress=not args.disable_progress_bar)
+    try:
+        predict_from_model_folder(args.i, args.o, model, _folds(args.f), args.chk, args.step_size,
+                                  use_mirroring=not args.disable_tta, save_probabilities=args.save_probabilities,
+                                  continue_prediction=args.continue_prediction, num_processes_preprocessing=args.npp,
+                                  num_processes_segmentation_export=args.nps,
+                                  prev_stage_predictions=args.prev_stage_predictions, num_parts=num_parts,
+                                  part_id=part_id, device=args.device,
+                                  perform_everything_on_device=not args.not_on_device, verbose=args.verbose,
+                                  show_progress=not args.disable_progress_bar)
+    except KeyboardInterrupt:
+        raise Interrupted("The predictions written so far are complete: add --continue_prediction to the same "
+                          "command to predict only the missing cases.") from None
     return 0
 
 

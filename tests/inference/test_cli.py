@@ -121,3 +121,14 @@ def test_cuda_requested_without_cuda(tmp_path, capsys):
     rc = predict_from_modelfolder_main(["-i", str(IMAGES), "-o", str(out), "-m", str(MODEL), "-f", "0",
                                         "-device", "cuda", "-npp", "0", "-nps", "0"])
     assert rc == 1 and "CUDA" in capsys.readouterr().err and not out.exists()
+
+
+def test_ctrl_c_points_to_continue_prediction(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nnunet.inference.api.predict_from_model_folder", interrupted)
+    rc = predict_from_modelfolder_main(["-i", str(IMAGES), "-o", str(tmp_path / "out"), "-m", str(MODEL), "-f", "0",
+                                        "-device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 130 and "--continue_prediction" in err and "Traceback" not in err
