@@ -12,7 +12,9 @@ def add_preprocessing_args(parser: argparse.ArgumentParser) -> None:
                         help="configurations to preprocess (default: %(default)s); 3d_cascade_fullres needs none")
     parser.add_argument("-np", type=int, nargs="+", default=None,
                         help="processes: one value, or one per configuration (default: 8 for 2d and 3d_lowres, "
-                             "4 otherwise). Large images need a lot of RAM per process: lower it if you run out")
+                             "4 otherwise). The configurations are preprocessed in one pass over the cases, with the "
+                             "smallest of these values. Large images need a lot of RAM per process: lower it if you "
+                             "run out")
 
 
 def build_preprocess_parser() -> argparse.ArgumentParser:
