@@ -79,8 +79,8 @@ def predict_command(dataset: str | int, configuration: str, plans: str, trainer:
                     output_folder: str, input_folder: str = "INPUT_FOLDER", save_probabilities: bool = False,
                     prev_stage_folder: str | None = None) -> str:
     """One ``nnUNetv2_predict`` command line."""
-    command = (f"nnUNetv2_predict -d {shlex.quote(str(dataset))} -i {input_folder} -o {output_folder} -f {' '.join(map(str, folds))} "
-               f"-tr {trainer} -c {configuration} -p {plans}")
+    command = (f"nnUNetv2_predict -d {shlex.quote(str(dataset))} -i {input_folder} -o {output_folder} "
+               f"-f {' '.join(map(str, folds))} -tr {trainer} -c {configuration} -p {plans}")
     if prev_stage_folder is not None:
         command += f" -prev_stage_predictions {prev_stage_folder}"
     if save_probabilities:

@@ -81,7 +81,7 @@ def channel_files(images_folder: str | os.PathLike, identifier: str, file_ending
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: not a possible process id
         return False
     except PermissionError:  # exists, owned by someone else
         return True

@@ -107,6 +107,13 @@ def write_plans(plans: dict[str, Any], path: str | os.PathLike, keep_existing_co
     return plans
 
 
+#: configuration keys that change the preprocessed data (a configuration differing in one of them needs its own
+#: data_identifier; configurations agreeing on all of them can share a case's arrays)
+PREPROCESSING_KEYS = ("preprocessor_name", "spacing", "normalization_schemes", "use_mask_for_norm",
+                      "resampling_fn_data", "resampling_fn_data_kwargs", "resampling_fn_seg",
+                      "resampling_fn_seg_kwargs")
+
+
 class Configuration:
     """One resolved configuration (``2d``, ``3d_fullres``, ... or a user-defined one).
 

@@ -7,16 +7,10 @@ from typing import Sequence
 from nnunet.errors import Interrupted, NnunetError
 from nnunet.io.dataset_json import load_dataset_json
 from nnunet.io.naming import preprocessed_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import Plans
+from nnunet.planning.plans import PREPROCESSING_KEYS, Plans
 from nnunet.registry import PREPROCESSORS
 
 DEFAULT_NUM_PROCESSES = {"2d": 8, "3d_fullres": 4, "3d_lowres": 8}
-
-#: configuration keys that change the preprocessed data (a configuration differing in one of them needs its own
-#: data_identifier)
-PREPROCESSING_KEYS = ("preprocessor_name", "spacing", "normalization_schemes", "use_mask_for_norm",
-                      "resampling_fn_data", "resampling_fn_data_kwargs", "resampling_fn_seg",
-                      "resampling_fn_seg_kwargs")
 
 
 def shared_data_conflicts(plans: Plans, configuration_name: str) -> list[str]:
@@ -98,7 +92,7 @@ def _runs_one_configuration_at_a_time(preprocessor) -> bool:
     """A preprocessor that overrides ``run`` (the per-configuration entry point) is called through it."""
     from nnunet.preprocessing.preprocessor import DefaultPreprocessor
 
-    return type(preprocessor).run is not DefaultPreprocessor.run or not hasattr(preprocessor, "run_configurations")
+    return type(preprocessor).run is not DefaultPreprocessor.run
 
 
 def _warn_about_shared_data(dataset_name: str, plans: Plans, configuration_name: str) -> None:

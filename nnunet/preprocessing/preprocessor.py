@@ -17,8 +17,7 @@ from nnunet.errors import NnunetError
 from nnunet.io.dataset_json import label_manager, load_dataset_json, training_cases
 from nnunet.io.readers import reader_class
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import Configuration, Plans
-from nnunet.preprocessing.api import PREPROCESSING_KEYS
+from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans
 from nnunet.preprocessing.class_locations import class_location_keys, sample_class_locations
 from nnunet.preprocessing.cropping import crop_to_nonzero
 from nnunet.preprocessing.resampling import compute_new_shape
@@ -173,8 +172,8 @@ def _preprocess_and_save(preprocessor_name: str, verbose: bool, case_id: str, im
         _limit_blas_threads()
     preprocessor = PREPROCESSORS.get(preprocessor_name)(verbose)
     mtime = os.stat(plans_file).st_mtime_ns
-    configurations = [_plans_and_configuration(plans_file, mtime, name)[1] for name, _ in targets]
-    plans = _plans_and_configuration(plans_file, mtime, targets[0][0])[0]
+    plans = _cached_plans(plans_file, mtime)
+    configurations = [_cached_configuration(plans_file, mtime, name) for name, _ in targets]
     if type(preprocessor).run_case is not DefaultPreprocessor.run_case:
         for configuration, (_, out_folder) in zip(configurations, targets):
             result = preprocessor.run_case(image_files, seg_file, plans, configuration, dataset_json)
@@ -202,11 +201,15 @@ def _copy_case(data: np.ndarray, seg: np.ndarray | None, properties: dict[str, A
     return data.copy(), (seg.copy() if seg is not None else None), copy.deepcopy(properties)
 
 
-@functools.lru_cache(maxsize=16)
-def _plans_and_configuration(plans_file: str, mtime_ns: int, configuration_name: str) -> tuple[Plans, Configuration]:
+@functools.lru_cache(maxsize=4)
+def _cached_plans(plans_file: str, mtime_ns: int) -> Plans:
     """Plans parsed once per worker process (keyed by file and modification time), not once per case."""
-    plans = Plans.load(plans_file)
-    return plans, plans.configuration(configuration_name)
+    return Plans.load(plans_file)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_configuration(plans_file: str, mtime_ns: int, configuration_name: str) -> Configuration:
+    return _cached_plans(plans_file, mtime_ns).configuration(configuration_name)
 
 
 _blas_limit: list[Any] = []
