@@ -1,16 +1,17 @@
-"""JSON and pickle helpers: numpy-aware, atomic writes."""
+"""JSON and pickle helpers: numpy-aware, standard JSON, atomic writes, pickles read as data only."""
 from __future__ import annotations
 
 import json
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from nnunet.errors import NnunetError
+from nnunet.utils.files import atomic_write_bytes  # noqa: F401 - re-exported for existing callers
+from nnunet.utils.safe_pickle import load_data_pickle
 
 
 def to_builtin(obj: Any) -> Any:
@@ -42,21 +43,6 @@ def load_json(path: str | os.PathLike) -> Any:
         raise NnunetError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path`` and rename it, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_json(obj: Any, path: str | os.PathLike, sort_keys: bool = True, indent: int = 4) -> None:
     """Write ``obj`` as JSON atomically (numpy types converted)."""
     text = json.dumps(to_builtin(obj), sort_keys=sort_keys, indent=indent)
@@ -68,5 +54,5 @@ def save_pickle(obj: Any, path: str | os.PathLike) -> None:
 
 
 def load_pickle(path: str | os.PathLike) -> Any:
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    """Read a pickle that may hold only plain data and numpy objects (see :mod:`nnunet.utils.safe_pickle`)."""
+    return load_data_pickle(path)

@@ -1,0 +1,88 @@
+"""Writing files so that they are complete or absent, with the permissions the user's umask asks for.
+
+Every output of the package (plans, summaries, preprocessed cases, checkpoints, predictions) goes through
+:func:`publish`: the content is written to a hidden temporary file in the destination folder and renamed
+onto the final name only when the write succeeded. A crash, a full disk or Ctrl-C therefore never leaves a
+truncated file under a name that a later step would trust, and no temporary file stays behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from nnunet.errors import NnunetError
+
+#: name of the hidden folder that holds files being written (one private sub-folder per writer)
+PARTIAL_FOLDER = ".nnunet_partial"
+
+
+class OutputError(NnunetError):
+    """A file could not be written (full disk, read-only folder, missing permission)."""
+
+
+def default_file_mode() -> int:
+    """``0o666`` masked by the process umask: what ``open(path, 'w')`` would give a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def describe_os_error(error: OSError, path: str | os.PathLike) -> str:
+    """One line naming the path, the error name and its explanation, e.g. ``ENOSPC (No space left...)``."""
+    code = errno.errorcode.get(error.errno, str(error.errno)) if error.errno is not None else "error"
+    reason = error.strerror or str(error)
+    hint = {errno.ENOSPC: " Free some space and run the command again.",
+            errno.EDQUOT: " Free some space and run the command again.",
+            errno.EROFS: " Choose a writable output folder.",
+            errno.EACCES: " Choose a folder you may write to."}.get(error.errno, "")
+    return f"Could not write {path}: {code} ({reason}).{hint}"
+
+
+@contextlib.contextmanager
+def publish(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path with the same file name as ``path``; move it onto ``path`` when the block succeeds.
+
+    The temporary file lives in a private folder inside ``<folder>/.nnunet_partial/``, so writers that choose the
+    format from the file ending (SimpleITK, nibabel) see the real ending. Side files a writer creates next to
+    it are moved along before the main file, so the main file's presence means everything is complete.
+    On any error the temporary files are removed; an ``OSError`` becomes :class:`OutputError` naming ``path``.
+    """
+    path = Path(path)
+    private = path.parent / PARTIAL_FOLDER / uuid.uuid4().hex
+    try:
+        private.mkdir(parents=True)
+    except OSError as e:
+        raise OutputError(describe_os_error(e, path)) from None
+    tmp = private / path.name
+    try:
+        yield tmp
+        mode = default_file_mode()
+        for produced in private.iterdir():
+            os.chmod(produced, mode)
+        for side_file in private.iterdir():
+            if side_file != tmp:
+                os.replace(side_file, path.parent / side_file.name)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(describe_os_error(e, path)) from None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            private.parent.rmdir()  # succeeds only once no other writer uses it
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(describe_os_error(e, path)) from None
+    with publish(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
