@@ -18,9 +18,6 @@ import logging
 import os
 import re
 import time
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -37,7 +34,7 @@ from nnunet.inference.sliding_window import sliding_window_logits_with_fallback
 from nnunet.io.dataset_json import load_dataset_json
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.utils.json import load_json, save_json
-from nnunet.utils.pool import spawn_pool, stop_pool_now
+from nnunet.utils.pool import BoundedPool
 
 logger = logging.getLogger(__name__)
 
@@ -434,7 +431,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         ``num_processes_segmentation_export`` background processes (0: here, in order).
         """
         self._require_initialized()
-        exporter = _Exporter(num_processes_segmentation_export)
+        exporter = BoundedPool(num_processes_segmentation_export, "export", "use fewer export processes (-nps)")
         with exporter:
             for item in tqdm(data_iterator, total=total, desc="Predicting", disable=not self.allow_tqdm,
                              unit="case"):
@@ -606,55 +603,3 @@ def _outputs_exist(ofile: str, ending: str, save_probabilities: bool) -> bool:
     if not os.path.isfile(ofile + ending):
         return False
     return not save_probabilities or os.path.isfile(ofile + ".npz")
-
-
-class _Exporter:
-    """Runs export jobs here (0 processes) or in a spawn pool, keeping at most workers + 2 jobs queued."""
-
-    def __init__(self, num_processes: int):
-        self.num_processes = num_processes
-        self.pool: ProcessPoolExecutor | None = None
-        self.futures: deque[Future] = deque()
-        self.done: list[Any] = []
-
-    def __enter__(self) -> "_Exporter":
-        if self.num_processes > 0:
-            self.pool = spawn_pool(self.num_processes)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.pool is None:
-            return
-        if exc[0] is not None and issubclass(exc[0], KeyboardInterrupt):
-            stop_pool_now(self.pool)
-        else:
-            self.pool.shutdown(wait=exc[0] is None, cancel_futures=exc[0] is not None)
-
-    def submit(self, fn, *args) -> None:
-        if self.pool is None:
-            self.done.append(fn(*args))
-            return
-        while len([f for f in self.futures if not f.done()]) >= self.num_processes + 2:
-            time.sleep(0.05)
-            self._raise_if_broken()
-        self.futures.append(self.pool.submit(fn, *args))
-
-    def _raise_if_broken(self) -> None:
-        for f in self.futures:
-            if f.done() and f.exception() is not None:
-                if isinstance(f.exception(), BrokenProcessPool):
-                    raise NnunetError("An export worker died, most likely because it ran out of memory. Use fewer "
-                                      "export processes (-nps).")
-                raise f.exception()
-
-    def results(self) -> list[Any]:
-        if self.pool is None:
-            return self.done
-        out = []
-        try:
-            for f in self.futures:
-                out.append(f.result())
-        except BrokenProcessPool:
-            raise NnunetError("An export worker died, most likely because it ran out of memory. Use fewer export "
-                              "processes (-nps).") from None
-        return out

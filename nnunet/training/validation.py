@@ -20,7 +20,7 @@ from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
 from nnunet.training import ddp
 from nnunet.training.data.dataset import PreprocessedDataset, save_previous_stage_seg
-from nnunet.utils.pool import spawn_pool, stop_pool_now
+from nnunet.utils.pool import BoundedPool
 
 if TYPE_CHECKING:
     from nnunet.training.trainer import nnUNetTrainer
@@ -42,37 +42,6 @@ def resample_logits_for_next_stage(logits: np.ndarray, target_shape: list[int], 
     resampled = resample(logits, target_shape, spacing, spacing)
     seg = logits_to_label_map(np.asarray(resampled), label_manager)
     return seg.astype(np.uint8 if len(label_manager.foreground_labels) < 255 else np.uint16)
-
-
-class _Exports:
-    """Exports in a spawn pool (bounded number of pending jobs), or inline with one process."""
-
-    def __init__(self, num_processes: int):
-        self.num_processes = num_processes
-        self.pool = spawn_pool(num_processes) if num_processes > 1 else None
-        self.pending: list = []
-
-    def submit(self, fn, *args) -> None:
-        if self.pool is None:
-            fn(*args)
-            return
-        while len([f for f in self.pending if not f.done()]) >= self.num_processes + 2:
-            self.pending[0].result()
-            self.pending = [f for f in self.pending if not f.done()]
-        self.pending.append(self.pool.submit(fn, *args))
-
-    def close(self) -> None:
-        if self.pool is not None:
-            try:
-                for f in self.pending:
-                    f.result()
-            finally:
-                self.pool.shutdown()
-
-    def abort(self) -> None:
-        """After Ctrl-C: stop the export workers without waiting for their jobs."""
-        if self.pool is not None:
-            stop_pool_now(self.pool)
 
 
 def run_final_validation(trainer: "nnUNetTrainer", save_probabilities: bool = False) -> dict[str, Any] | None:
@@ -98,9 +67,9 @@ def run_final_validation(trainer: "nnUNetTrainer", save_probabilities: bool = Fa
     val_keys = val_keys[rank::world]
     dataset = PreprocessedDataset(trainer.preprocessed_dataset_folder, val_keys,
                                   trainer.folder_with_segs_from_previous_stage)
-    exports = _Exports(default_num_processes())
-    interrupted = False
-    try:
+    num_export_processes = default_num_processes()
+    with BoundedPool(num_export_processes if num_export_processes > 1 else 0, "validation export",
+                     "set nnUNet_def_n_proc to a smaller number") as exports:
         for i, key in enumerate(val_keys):
             data, _, seg_prev, properties = dataset.load_case(key)
             data = np.asarray(data[:])
@@ -113,14 +82,6 @@ def run_final_validation(trainer: "nnUNetTrainer", save_probabilities: bool = Fa
             _save_next_stage_predictions(trainer, key, logits)
             if world > 1 and (i + 1) % 20 == 0:
                 ddp.barrier()
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        if interrupted:
-            exports.abort()
-        else:
-            exports.close()
     ddp.barrier()
     summary = None
     if trainer.local_rank == 0:

@@ -1,10 +1,11 @@
-"""One helper to run a function over many items in worker processes, with a progress bar."""
+"""Worker processes: :func:`run_parallel` maps a function over items with a progress bar; :class:`BoundedPool`
+runs jobs in the background while the caller keeps producing (exports during prediction and validation)."""
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
 import signal
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
@@ -109,3 +110,77 @@ def run_parallel(fn: Callable[..., Any], arg_tuples: Sequence[tuple], num_proces
             return _collect(pool, fn, arg_tuples, bar, desc, on_result)
     finally:
         bar.close()
+
+
+class BoundedPool:
+    """Run jobs in a spawn pool while the caller keeps producing, with at most ``workers + 2`` jobs pending.
+
+    The bound keeps memory flat when the producer (e.g. a GPU predicting cases) is faster than the consumers
+    (exports of large arrays): the producer waits instead of queueing every result. With ``num_processes``
+    of 0 the jobs run here, in order, which keeps tests and debugging simple. Use it as a context manager:
+    leaving the block normally waits for all jobs; Ctrl-C stops the workers at once; any other error cancels
+    the jobs not yet started.
+
+    Args:
+        num_processes: worker processes (0: run each job in this process as it is submitted).
+        what: what the jobs do, for the message shown when a worker dies (e.g. "export").
+        hint: how to use fewer processes (e.g. "use fewer export processes (-nps)").
+    """
+
+    def __init__(self, num_processes: int, what: str = "background job", hint: str = "use fewer processes"):
+        self.num_processes = max(0, int(num_processes))
+        self.what, self.hint = what, hint
+        self.pool: ProcessPoolExecutor | None = None
+        self.pending: list[Future] = []
+        self.done: list[Any] = []
+
+    def __enter__(self) -> "BoundedPool":
+        if self.num_processes > 0:
+            self.pool = spawn_pool(self.num_processes)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.pool is None:
+            return
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            stop_pool_now(self.pool)
+        elif exc_type is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            try:
+                self.results()
+            finally:
+                self.pool.shutdown(wait=True)
+
+    def _died(self) -> NnunetError:
+        return NnunetError(f"A {self.what} worker died, most likely because it ran out of memory; {self.hint}.")
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` (here, or in a worker once fewer than ``workers + 2`` jobs are pending)."""
+        if self.pool is None:
+            self.done.append(fn(*args))
+            return
+        while sum(not f.done() for f in self.pending) >= self.num_processes + 2:
+            wait([f for f in self.pending if not f.done()], return_when=FIRST_COMPLETED)
+            self._raise_failures()
+        self._raise_failures()
+        try:
+            self.pending.append(self.pool.submit(fn, *args))
+        except BrokenProcessPool:
+            raise self._died() from None
+
+    def _raise_failures(self) -> None:
+        for f in self.pending:
+            if f.done() and f.exception() is not None:
+                if isinstance(f.exception(), BrokenProcessPool):
+                    raise self._died() from None
+                raise f.exception()
+
+    def results(self) -> list[Any]:
+        """Wait for every job; return their results in submission order (a job's exception is raised here)."""
+        if self.pool is None:
+            return self.done
+        try:
+            return [f.result() for f in self.pending]
+        except BrokenProcessPool:
+            raise self._died() from None

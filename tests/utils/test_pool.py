@@ -1,12 +1,14 @@
-"""run_parallel: results in input order, on_result as results arrive, and Ctrl-C that stops the workers at once."""
+"""Worker pools: run_parallel (input order, on_result, Ctrl-C stops workers at once) and BoundedPool."""
 from __future__ import annotations
 
+import os
 import signal
 import time
 
 import pytest
 
-from nnunet.utils.pool import run_parallel
+from nnunet.errors import NnunetError
+from nnunet.utils.pool import BoundedPool, run_parallel
 
 
 def _square_after(x: int, seconds: float) -> int:
@@ -38,3 +40,36 @@ def test_ctrl_c_stops_running_workers_instead_of_waiting_for_them():
     with pytest.raises(KeyboardInterrupt):
         run_parallel(_square_after, [(1, 0.0), (2, 60.0), (3, 60.0)], 2, show_progress=False, on_result=interrupt)
     assert time.perf_counter() - start < 30  # the 60 s jobs were terminated, not awaited
+
+
+def _square(x):
+    return x * x
+
+
+def _fail(x):
+    raise ValueError(f"job {x} failed")
+
+
+def _die(x):
+    os._exit(1)
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_bounded_pool_returns_results_in_order(processes):
+    with BoundedPool(processes) as pool:
+        for i in range(7):
+            pool.submit(_square, i)
+        assert pool.results() == [i * i for i in range(7)]
+
+
+def test_bounded_pool_raises_a_jobs_error():
+    with pytest.raises(ValueError, match="job 3 failed"):
+        with BoundedPool(2) as pool:
+            pool.submit(_square, 1)
+            pool.submit(_fail, 3)
+
+
+def test_bounded_pool_reports_a_dead_worker_with_the_hint():
+    with pytest.raises(NnunetError, match="export worker died.*fewer export processes"):
+        with BoundedPool(1, "export", "use fewer export processes (-nps)") as pool:
+            pool.submit(_die, 0)
