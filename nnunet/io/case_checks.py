@@ -143,7 +143,7 @@ def _image_problems(case_id: str, data: np.ndarray, images: list[str], num_chann
 
 def _label_problems(seg: np.ndarray, label: str, expected_labels: list[int] | None) -> list[str]:
     if not _all_finite(seg):
-        return [f"{label}: the label file contains {_nonfinite_words(seg)} values."]
+        return [f"{label}: the label file contains non-finite values ({_nonfinite_words(seg)})."]
     if expected_labels is None:
         return []
     found = np.unique(seg)
