@@ -22,7 +22,7 @@ from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans, chec
 from nnunet.preprocessing.class_locations import class_location_keys, sample_class_locations
 from nnunet.preprocessing.cropping import crop_to_nonzero
 from nnunet.preprocessing.resampling import compute_new_shape
-from nnunet.preprocessing.staging import StagedBuild, build_signature, raw_files_digest, shard
+from nnunet.preprocessing.staging import StagedBuild, build_signature, shard
 from nnunet.preprocessing.storage import save_case
 from nnunet.registry import NORMALIZERS, PREPROCESSORS
 from nnunet.utils.files import publish
@@ -162,8 +162,10 @@ class DefaultPreprocessor:
                 jobs.append((type(self).__name__, self.verbose, case_id, [str(f) for f in c["images"]],
                              str(c["label"]), str(plans.source), targets, dataset_json, allowed))
         part = f" (part {part_id + 1} of {num_parts}: {len(mine)} cases)" if num_parts > 1 else ""
+        if num_parts > 1:
+            print(f"{dataset_name}: part {part_id + 1} of {num_parts}: {len(mine)} of {len(cases)} cases")
         if len(jobs) < len(mine):
-            print(f"{dataset_name}: {len(mine) - len(jobs)} case(s) already complete in the staging folder{part}")
+            print(f"{dataset_name}: {len(mine) - len(jobs)} case(s) already complete in the staging folder")
         run_parallel(_preprocess_and_save, jobs, num_processes,
                      desc=f"Preprocessing {', '.join(b.configuration for b in builds)}{part}",
                      show_progress=show_progress)
@@ -174,13 +176,12 @@ class DefaultPreprocessor:
     def _open_builds(self, plans: Plans, configuration_names: Sequence[str], dataset_json: dict[str, Any],
                      cases: dict[str, dict[str, Any]], pre_folder: Path) -> list[StagedBuild]:
         last_per_folder = {plans.configuration(n).data_identifier: n for n in configuration_names}
-        digest = raw_files_digest(cases)
         builds = []
         for data_identifier, name in last_per_folder.items():
             configuration = plans.configuration(name)
             check_preprocessing_keys(configuration, plans.source)
-            signature = build_signature(plans, configuration, dataset_json, digest, type(self).__name__)
-            builds.append(StagedBuild.open(pre_folder / data_identifier, signature, plans.source))
+            signature = build_signature(plans, configuration, dataset_json, type(self).__name__)
+            builds.append(StagedBuild.open(pre_folder / data_identifier, signature, plans.source, cases))
         return builds
 
 

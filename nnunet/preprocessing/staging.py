@@ -3,11 +3,11 @@
 Preprocessing never deletes existing preprocessed data before the new data is complete:
 
 * cases are written to ``{data_identifier}.staging/`` next to the data folder. Its signature file
-  ``{data_identifier}.staging.json`` records everything the arrays depend on (preprocessing settings, plans
-  values, dataset.json labels, the preprocessor, and the names, sizes and modification times of the raw files);
-* a run whose signature equals the staging folder's reuses the cases already complete there (so an interrupted
-  run resumes, and running a shard twice does nothing the second time); any other staging folder is stale
-  and is cleared;
+  ``{data_identifier}.staging.json`` records everything the arrays depend on besides the raw files
+  (preprocessing settings, plans values, dataset.json labels, the preprocessor);
+* a run whose signature equals the staging folder's reuses the cases already complete there and written after
+  their raw files were last modified (so an interrupted run resumes, a fixed raw file is redone, and running a
+  shard twice does nothing the second time); any other staging folder is stale and is cleared;
 * ``-num_parts N -part_id i``: each part writes its share (every N-th case of the sorted case list, as
   ``nnUNet_predict`` splits) into the same staging folder;
 * whichever part finds every case complete when it finishes claims the staging folder by renaming it (only
@@ -16,7 +16,6 @@ Preprocessing never deletes existing preprocessed data before the new data is co
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -27,7 +26,7 @@ from typing import Any, Sequence
 
 from nnunet.errors import NnunetError
 from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans
-from nnunet.preprocessing.storage import remove_marker, scan_folder, write_marker
+from nnunet.preprocessing.storage import remove_case, remove_marker, scan_folder, write_marker
 from nnunet.utils.json import load_json, save_json
 
 STAGING_SUFFIX = ".staging"
@@ -42,18 +41,12 @@ def configuration_settings(plans: Plans, configuration: Configuration) -> dict[s
     return settings
 
 
-def raw_files_digest(cases: dict[str, dict[str, Any]]) -> str:
-    """SHA-1 over the name, size and modification time of every raw file (a stat per file: cheap)."""
-    digest = hashlib.sha1()
-    for case_id in sorted(cases):
-        case = cases[case_id]
-        for path in [*case["images"], case["label"]]:
-            st = os.stat(path)
-            digest.update(f"{case_id}\0{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+def raw_mtime_ns(case: dict[str, Any]) -> int:
+    """The latest modification time of a case's raw files (a stat per file: cheap)."""
+    return max(os.stat(path).st_mtime_ns for path in [*case["images"], case["label"]])
 
 
-def build_signature(plans: Plans, configuration: Configuration, dataset_json: dict[str, Any], raw_digest: str,
+def build_signature(plans: Plans, configuration: Configuration, dataset_json: dict[str, Any],
                     preprocessor_name: str) -> dict[str, Any]:
     """Everything the arrays of one configuration depend on; equal signatures mean reusable staged cases."""
     return {
@@ -64,7 +57,6 @@ def build_signature(plans: Plans, configuration: Configuration, dataset_json: di
         "labels": dataset_json.get("labels"),
         "regions_class_order": dataset_json.get("regions_class_order"),
         "preprocessor": preprocessor_name,
-        "raw_files": raw_digest,
     }
 
 
@@ -91,12 +83,16 @@ class StagedBuild:
         return staging_folder(self.final)
 
     @classmethod
-    def open(cls, final: str | os.PathLike, signature: dict[str, Any], plans_file: str | os.PathLike) -> "StagedBuild":
-        """Reuse the staging folder if its signature matches, else start a fresh one (clearing a stale one)."""
+    def open(cls, final: str | os.PathLike, signature: dict[str, Any], plans_file: str | os.PathLike,
+             cases: dict[str, dict[str, Any]]) -> "StagedBuild":
+        """Reuse the staging folder if its signature matches, else start a fresh one (clearing a stale one).
+        ``done``: the staged cases that are complete and newer than their raw files."""
         final = Path(final)
         _remove_leftovers(final)
         _ensure_staging(final, signature)
-        done = frozenset(scan_folder(staging_folder(final)).complete)
+        staging = staging_folder(final)
+        done = frozenset(c for c in scan_folder(staging).complete
+                         if c in cases and os.stat(staging / f"{c}.pkl").st_mtime_ns >= raw_mtime_ns(cases[c]))
         return cls(final, signature["configuration"], str(plans_file), signature["settings"], done)
 
     def publish_if_complete(self, all_cases: Sequence[str]) -> bool:
@@ -110,6 +106,8 @@ class StagedBuild:
         except FileNotFoundError:  # another part claimed it first and is swapping it in
             return False
         shutil.rmtree(claimed / ".nnunet_partial", ignore_errors=True)
+        for stray in set(scan_folder(claimed).complete) - set(all_cases):  # cases since removed from the dataset
+            remove_case(claimed, stray)
         remove_marker(self.final)
         old = None
         if self.final.exists():
