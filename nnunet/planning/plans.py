@@ -10,7 +10,7 @@ import os
 import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from nnunet.errors import ConfigurationError
 from nnunet.io.labels import LabelManager
@@ -130,11 +130,12 @@ def _is_number_list(v: Any) -> bool:
 _PLANS_KEYS = {
     "dataset_name": (lambda v: isinstance(v, str), "a string"),
     "plans_name": (lambda v: isinstance(v, str), "a string"),
-    "configurations": (lambda v: isinstance(v, dict) and bool(v) and all(isinstance(c, dict) for c in v.values()),
-                       "a non-empty object of configuration objects"),
+    "configurations": (lambda v: isinstance(v, dict) and all(isinstance(c, dict) for c in v.values()),
+                       "an object of configuration objects"),
     "transpose_forward": (_is_int_list, "a list of integers"),
     "transpose_backward": (_is_int_list, "a list of integers"),
     "image_reader_writer": (lambda v: isinstance(v, str), "a string (a reader/writer class name)"),
+    "foreground_intensity_properties_per_channel": (lambda v: isinstance(v, dict), "an object"),
 }
 
 #: configuration keys preprocessing reads: (check, expected type in words)
@@ -153,20 +154,27 @@ _PREPROCESSING_KEY_TYPES = {
 }
 
 
-def check_plans_structure(data: Any, path: Any = None) -> None:
-    """Refuse a plans file whose top-level keys are missing or of the wrong type (naming key and type)."""
+def check_plans_structure(data: Any, path: Any = None, required: Sequence[str] = ("configurations",)) -> None:
+    """Refuse a plans file with a key of the wrong type, or without one of ``required`` (naming key and type).
+
+    Every step needs ``configurations``; preprocessing also needs the reader, the transpose and the intensity
+    statistics (:data:`PREPROCESSING_PLANS_KEYS`)."""
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path}: a plans file must be a JSON object, got {type(data).__name__}. "
                                  f"{_fix(path)}")
-    for key, (ok, expected) in _PLANS_KEYS.items():
-        if key not in data:
+    legacy_names = {"foreground_intensity_properties_per_channel": "foreground_intensity_properties_by_modality"}
+    for key in required:
+        if key not in data and legacy_names.get(key) not in data:
+            expected = _PLANS_KEYS[key][1] if key in _PLANS_KEYS else "an object"
             raise ConfigurationError(f"{path}: the plans lack the key {key!r} ({expected}). {_fix(path)}")
-        if not ok(data[key]):
+    for key, (ok, expected) in _PLANS_KEYS.items():
+        if key in data and not ok(data[key]):
             raise ConfigurationError(f"{path}: plans key {key!r} must be {expected}, got {data[key]!r}. {_fix(path)}")
-    if ("foreground_intensity_properties_per_channel" not in data
-            and "foreground_intensity_properties_by_modality" not in data):
-        raise ConfigurationError(f"{path}: the plans lack the key 'foreground_intensity_properties_per_channel' "
-                                 f"(an object). {_fix(path)}")
+
+
+#: top-level keys preprocessing needs besides the configurations
+PREPROCESSING_PLANS_KEYS = ("configurations", "dataset_name", "transpose_forward", "image_reader_writer",
+                            "foreground_intensity_properties_per_channel")
 
 
 def check_preprocessing_keys(configuration: "Configuration", path: Any = None) -> None:
@@ -292,14 +300,16 @@ class Plans:
         self.source = source
 
     @classmethod
-    def load(cls, path: str | os.PathLike, dataset_name: str | None = None) -> "Plans":
-        """Read and check a plans file; with ``dataset_name``, refuse plans made for another dataset."""
+    def load(cls, path: str | os.PathLike, dataset_name: str | None = None,
+             required: Sequence[str] = ("configurations",)) -> "Plans":
+        """Read and check a plans file (``required`` keys present, known keys of the right type); with
+        ``dataset_name``, refuse plans made for another dataset."""
         path = Path(path)
         if not path.is_file():
             raise ConfigurationError(f"Plans file not found: {path}. Run nnUNet_plan_experiment (or "
                                      f"nnUNet_plan_and_preprocess) first, or check -p/-plans_name.")
         data = load_json(path)
-        check_plans_structure(data, path)
+        check_plans_structure(data, path, required)
         if dataset_name is not None:
             check_plans_dataset(data, dataset_name, path)
         return cls(data, path)

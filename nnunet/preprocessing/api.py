@@ -6,7 +6,7 @@ from typing import Sequence
 
 from nnunet.errors import Interrupted, NnunetError
 from nnunet.io.naming import preprocessed_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import PREPROCESSING_KEYS, Plans
+from nnunet.planning.plans import PREPROCESSING_KEYS, PREPROCESSING_PLANS_KEYS, Plans
 from nnunet.preprocessing.staging import shard
 from nnunet.registry import PREPROCESSORS
 
@@ -61,7 +61,7 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
     """
     name = resolve_dataset_name(dataset)
     folder = preprocessed_dataset_folder(name)
-    plans = Plans.load(folder / f"{plans_identifier}.json", dataset_name=name)
+    plans = Plans.load(folder / f"{plans_identifier}.json", dataset_name=name, required=PREPROCESSING_PLANS_KEYS)
     counts = processes_per_configuration(configurations, num_processes)
     groups: dict[str, tuple[list[str], list[int]]] = {}
     for configuration_name, n in zip(configurations, counts):
@@ -85,6 +85,18 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
             print(f"{name}: {', '.join(names)} in one pass over the cases with {min(ns)} processes")
             preprocessor.run_configurations(name, names, plans_identifier, min(ns), show_progress=show_progress,
                                             num_parts=num_parts, part_id=part_id)
+    _copy_gt_segmentations(name, num_parts, part_id)
+
+
+def _copy_gt_segmentations(dataset_name: str, num_parts: int, part_id: int) -> None:
+    """This part's share of gt_segmentations (parts running at once copy disjoint files)."""
+    from nnunet.io.dataset_json import load_dataset_json, training_cases
+    from nnunet.io.naming import raw_dataset_folder
+    from nnunet.preprocessing.preprocessor import copy_gt_segmentations
+
+    dataset_json = load_dataset_json(preprocessed_dataset_folder(dataset_name) / "dataset.json")
+    cases = training_cases(raw_dataset_folder(dataset_name), dataset_json)
+    copy_gt_segmentations(dataset_name, dataset_json, shard(list(cases), num_parts, part_id))
 
 
 def _runs_one_configuration_at_a_time(preprocessor) -> bool:

@@ -18,7 +18,8 @@ from nnunet.io.case_checks import allowed_label_values, quick_case_check
 from nnunet.io.dataset_json import label_manager, load_dataset_json, training_cases
 from nnunet.io.readers import reader_class
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans, check_preprocessing_keys
+from nnunet.planning.plans import (PREPROCESSING_KEYS, PREPROCESSING_PLANS_KEYS, Configuration, Plans,
+                                   check_preprocessing_keys)
 from nnunet.preprocessing.class_locations import class_location_keys, sample_class_locations
 from nnunet.preprocessing.cropping import crop_to_nonzero
 from nnunet.preprocessing.resampling import compute_new_shape
@@ -148,7 +149,8 @@ class DefaultPreprocessor:
         """
         dataset_name = resolve_dataset_name(dataset_name_or_id)
         pre_folder = preprocessed_dataset_folder(dataset_name)
-        plans = Plans.load(pre_folder / f"{plans_identifier}.json", dataset_name=dataset_name)
+        plans = Plans.load(pre_folder / f"{plans_identifier}.json", dataset_name=dataset_name,
+                           required=PREPROCESSING_PLANS_KEYS)
         dataset_json = load_dataset_json(pre_folder / "dataset.json")
         cases = training_cases(raw_dataset_folder(dataset_name), dataset_json)
         mine = shard(list(cases), num_parts, part_id)
@@ -169,7 +171,6 @@ class DefaultPreprocessor:
         run_parallel(_preprocess_and_save, jobs, num_processes,
                      desc=f"Preprocessing {', '.join(b.configuration for b in builds)}{part}",
                      show_progress=show_progress)
-        copy_gt_segmentations(dataset_name, dataset_json, mine)
         for build in builds:
             _report(dataset_name, build, build.publish_if_complete(list(cases)), len(cases))
 

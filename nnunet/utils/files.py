@@ -55,7 +55,7 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     private = path.parent / PARTIAL_FOLDER / uuid.uuid4().hex
     try:
-        private.mkdir(parents=True)
+        _make_private_folder(private)
     except OSError as e:
         raise OutputError(describe_os_error(e, path)) from None
     tmp = private / path.name
@@ -74,6 +74,18 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(private, ignore_errors=True)
         with contextlib.suppress(OSError):
             private.parent.rmdir()  # succeeds only once no other writer uses it
+
+
+def _make_private_folder(private: Path, attempts: int = 20) -> None:
+    """Create ``<folder>/.nnunet_partial/<id>``. Another writer that just finished removes the shared
+    ``.nnunet_partial`` when it looks empty, possibly between our creating it and our sub-folder: try again."""
+    for _ in range(attempts - 1):
+        try:
+            private.mkdir(parents=True)
+            return
+        except FileNotFoundError:
+            continue
+    private.mkdir(parents=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
