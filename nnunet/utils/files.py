@@ -77,15 +77,22 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def _make_private_folder(private: Path, attempts: int = 20) -> None:
-    """Create ``<folder>/.nnunet_partial/<id>``. Another writer that just finished removes the shared
-    ``.nnunet_partial`` when it looks empty, possibly between our creating it and our sub-folder: try again."""
-    for _ in range(attempts - 1):
+    """Create ``<folder>/.nnunet_partial/<id>`` (and ``<folder>`` if needed). Another writer that just finished
+    removes the shared ``.nnunet_partial`` when it looks empty, possibly between our creating (or finding) it
+    and creating our sub-folder: then try again."""
+    shared = private.parent
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
         try:
-            private.mkdir(parents=True)
+            os.mkdir(shared)
+        except FileExistsError:
+            pass
+        try:
+            os.mkdir(private)
             return
         except FileNotFoundError:
-            continue
-    private.mkdir(parents=True)
+            if attempt == attempts - 1:
+                raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
