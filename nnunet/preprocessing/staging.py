@@ -106,7 +106,9 @@ class StagedBuild:
         except FileNotFoundError:  # another part claimed it first and is swapping it in
             return False
         shutil.rmtree(claimed / ".nnunet_partial", ignore_errors=True)
-        for stray in set(scan_folder(claimed).complete) - set(all_cases):  # cases since removed from the dataset
+        contents = scan_folder(claimed)
+        # cases since removed from the dataset, whole or half written
+        for stray in (set(contents.complete) - set(all_cases)) | set(contents.partial):
             remove_case(claimed, stray)
         remove_marker(self.final)
         old = None

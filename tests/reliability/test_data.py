@@ -137,6 +137,22 @@ def test_failed_rebuild_keeps_the_old_data_and_a_rerun_swaps_the_new_in(nnunet_d
     _no_temporaries(pre)
 
 
+def test_a_case_removed_from_the_dataset_does_not_survive_in_the_staging_folder(nnunet_dirs, capsys):
+    raw, pre = _planned(nnunet_dirs, 317, "Removed")
+    (raw / "labelsTr" / "case_001.nii.gz").write_bytes(b"broken")
+    assert _preprocess(317) == 1  # case_000 staged, case_001 fails
+    assert "case_000" in case_ids(pre / f"{CONFIG}.staging")
+    for folder in (raw / "imagesTr", raw / "labelsTr"):  # the user drops cases 000 and 001 from the dataset
+        for f in folder.glob("case_00[01]*"):
+            f.unlink()
+    dataset_json = json.loads((pre / "dataset.json").read_text())
+    dataset_json["numTraining"] = 2
+    for path in (pre / "dataset.json", raw / "dataset.json"):
+        path.write_text(json.dumps(dataset_json))
+    assert _preprocess(317) == 0
+    assert case_identifiers(pre / CONFIG) == ["case_002", "case_003"]
+
+
 # --- item 4: complete or absent on a full disk ----------------------------------------------------------------
 
 @pytest.fixture
