@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from nnunet.errors import NnunetError
 from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans
-from nnunet.preprocessing.storage import remove_case, remove_marker, scan_folder, write_marker
+from nnunet.preprocessing.storage import PARTIAL_PREFIX, remove_case, remove_marker, scan_folder, write_marker
 from nnunet.utils.json import load_json, save_json
 
 STAGING_SUFFIX = ".staging"
@@ -106,6 +106,8 @@ class StagedBuild:
         except FileNotFoundError:  # another part claimed it first and is swapping it in
             return False
         shutil.rmtree(claimed / ".nnunet_partial", ignore_errors=True)
+        for leftover in claimed.glob(f"{PARTIAL_PREFIX}*"):  # files a killed writer left
+            leftover.unlink(missing_ok=True)
         contents = scan_folder(claimed)
         # cases since removed from the dataset, whole or half written
         for stray in (set(contents.complete) - set(all_cases)) | set(contents.partial):

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,10 +32,12 @@ import numpy as np
 
 from nnunet.errors import DatasetError, NnunetError
 from nnunet.preprocessing.blosc2_layout import NTHREADS, compressed_frame
-from nnunet.utils.files import atomic_write_bytes, publish
-from nnunet.utils.json import load_pickle, save_json, save_pickle
+from nnunet.utils.files import OutputError, default_file_mode, describe_os_error, publish
+from nnunet.utils.json import load_pickle, save_json
 
 SEG_SUFFIX = "_seg"
+#: name prefix of a case file being written (hidden: no reader lists it; removed when the folder is published)
+PARTIAL_PREFIX = ".nnunet-partial-"
 MARKER_SUFFIX = ".complete.json"
 MARKER_VERSION = 1
 _MMAP = {} if os.name == "nt" else {"mmap_mode": "r"}
@@ -121,9 +125,27 @@ def save_case(folder: str | os.PathLike, case_id: str, data: np.ndarray, seg: np
     """
     folder = Path(folder)
     names = case_file_names(case_id)
-    atomic_write_bytes(folder / names[0], compressed_frame(data.astype(np.float32, copy=False), patch_size, nthreads))
-    atomic_write_bytes(folder / names[1], compressed_frame(seg.astype(np.int16, copy=False), patch_size, nthreads))
-    save_pickle(properties, folder / names[2])
+    _write_file(folder / names[0], compressed_frame(data.astype(np.float32, copy=False), patch_size, nthreads))
+    _write_file(folder / names[1], compressed_frame(seg.astype(np.int16, copy=False), patch_size, nthreads))
+    _write_file(folder / names[2], pickle.dumps(properties))
+
+
+def _write_file(path: Path, content: bytes) -> None:
+    """Complete or absent, like :func:`nnunet.utils.files.atomic_write_bytes`, but with the temporary file beside
+    the target instead of in a private folder: creating and removing two folders per file costs 3-6 ms on ext4
+    (a quarter of the time of a small case), and the case files already live in a staging folder that is
+    published as a whole (:mod:`nnunet.preprocessing.staging`), which also removes what a killed writer left."""
+    tmp = path.with_name(f"{PARTIAL_PREFIX}{uuid.uuid4().hex}.{path.name}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(content)
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    except BaseException as e:  # a full disk, or Ctrl-C: leave nothing behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise OutputError(describe_os_error(e, path)) from None
+        raise
 
 
 def save_previous_stage_seg(seg: np.ndarray, path: str | os.PathLike) -> None:

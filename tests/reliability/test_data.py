@@ -44,7 +44,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def _no_temporaries(root: Path) -> None:
-    leftovers = [p for p in root.rglob("*") if ".nnunet_partial" in p.name or ".partial" in p.name]
+    leftovers = [p for p in root.rglob("*") if "partial" in p.name]
     assert leftovers == []
 
 
