@@ -20,6 +20,8 @@ from nnunet.errors import NnunetError
 #: name of the hidden folder that holds files being written (one private sub-folder per writer)
 PARTIAL_FOLDER = ".nnunet_partial"
 
+_in_progress: set[Path] = set()  # private folders of this process's unfinished writes
+
 
 class OutputError(NnunetError):
     """A file could not be written (full disk, read-only folder, missing permission)."""
@@ -32,15 +34,20 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def describe_os_error(error: OSError, path: str | os.PathLike) -> str:
-    """One line naming the path, the error name and its explanation, e.g. ``ENOSPC (No space left...)``."""
+def explain_os_error(error: OSError) -> str:
+    """The error name, its explanation and what to do, e.g. ``ENOSPC (No space left on device). Free some...``."""
     code = errno.errorcode.get(error.errno, str(error.errno)) if error.errno is not None else "error"
     reason = error.strerror or str(error)
     hint = {errno.ENOSPC: " Free some space and run the command again.",
             errno.EDQUOT: " Free some space and run the command again.",
             errno.EROFS: " Choose a writable output folder.",
             errno.EACCES: " Choose a folder you may write to."}.get(error.errno, "")
-    return f"Could not write {path}: {code} ({reason}).{hint}"
+    return f"{code} ({reason}).{hint}"
+
+
+def describe_os_error(error: OSError, path: str | os.PathLike) -> str:
+    """One line naming the path, the error name and its explanation, e.g. ``ENOSPC (No space left...)``."""
+    return f"Could not write {path}: {explain_os_error(error)}"
 
 
 @contextlib.contextmanager
@@ -59,6 +66,7 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as e:
         raise OutputError(describe_os_error(e, path)) from None
     tmp = private / path.name
+    _in_progress.add(private)
     try:
         yield tmp
         mode = default_file_mode()
@@ -71,9 +79,20 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
     except OSError as e:
         raise OutputError(describe_os_error(e, path)) from None
     finally:
-        shutil.rmtree(private, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            private.parent.rmdir()  # succeeds only once no other writer uses it
+        _in_progress.discard(private)
+        _remove_private_folder(private)
+
+
+def _remove_private_folder(private: Path) -> None:
+    shutil.rmtree(private, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        private.parent.rmdir()  # succeeds only once no other writer uses it
+
+
+def discard_partial_files() -> None:
+    """Remove the temporary files of every unfinished :func:`publish` of this process (before it is ended)."""
+    for private in list(_in_progress):
+        _remove_private_folder(private)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
