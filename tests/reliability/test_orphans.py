@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import command_env, script
+from tests.reliability.conftest import TINY_ID, command_env, make_dirs, script
 from tests.reliability.processes import kill_and_check_no_orphans, start, stderr_of, wait_for_workers, wait_until
 
 SIGNALS = [pytest.param(signal.SIGKILL, id="kill-9"), pytest.param(signal.SIGTERM, id="sigterm")]
@@ -54,28 +54,13 @@ def test_a_worker_killed_with_its_parent_removes_its_partial_output(tmp_path):
     assert not (out / ".nnunet_partial").exists(), list((out / ".nnunet_partial").rglob("*"))
 
 
-@pytest.fixture(scope="module")
-def preprocessed_tiny(tmp_path_factory):
-    """A tiny planned and preprocessed dataset (3d_fullres), shared by the training tests of this module."""
-    from nnunet.demo.synthetic import SyntheticSpec, make_dataset
-
-    root = tmp_path_factory.mktemp("orphans")
-    dirs = {name: root / name for name in ("raw", "preprocessed", "results")}
-    for folder in dirs.values():
-        folder.mkdir()
-    make_dataset(dirs["raw"], 931, "Orphans", SyntheticSpec(num_cases=5, shape=(16, 16, 16), shape_jitter=0))
-    result = subprocess.run([script("nnUNet_plan_and_preprocess"), "-d", "931", "-c", "3d_fullres", "-np", "1",
-                             "-npfp", "1"], env=command_env(dirs), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return dirs
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_training_augmentation_workers_end_with_their_parent(preprocessed_tiny, tmp_path, sig):
+def test_training_augmentation_workers_end_with_their_parent(tiny_preprocessed, tmp_path, sig):
     # the default trainer (1000 epochs) is still in its first epochs when it is killed
-    process = start([script("nnUNet_train"), "931", "3d_fullres", "0", "-device", "cpu"],
-                    command_env(preprocessed_tiny, nnUNet_n_proc_DA="2"), tmp_path / "log")
+    process = start([script("nnUNet_train"), str(TINY_ID), "3d_fullres", "0", "-device", "cpu"],
+                    command_env(dict(tiny_preprocessed, results=tmp_path / "results"), nnUNet_n_proc_DA="2"),
+                    tmp_path / "log")
     workers = wait_for_workers(process, 3, 240)  # 2 training + 1 validation augmentation workers
     kill_and_check_no_orphans(process, workers, sig, WITHIN)
     if sig == signal.SIGTERM:
@@ -88,9 +73,7 @@ def test_training_augmentation_workers_end_with_their_parent(preprocessed_tiny, 
 def test_plan_and_preprocess_pool_ends_with_its_parent(tmp_path, sig):
     from nnunet.demo.synthetic import SyntheticSpec, make_dataset
 
-    dirs = {name: tmp_path / name for name in ("raw", "preprocessed", "results")}
-    for folder in dirs.values():
-        folder.mkdir()
+    dirs = make_dirs(tmp_path)
     make_dataset(dirs["raw"], 932, "OrphansPP", SyntheticSpec(num_cases=12, shape=(48, 48, 48)))
     process = start([script("nnUNet_plan_and_preprocess"), "-d", "932", "-c", "3d_fullres", "-np", "2", "-npfp", "2"],
                     command_env(dirs), tmp_path / "log")
