@@ -9,6 +9,7 @@ from typing import Sequence
 from nnunet.errors import NnunetError
 from nnunet.evaluation.evaluate import compute_metrics_on_folder, evaluated_labels, files_with_ending
 from nnunet.io.readers import reader_class
+from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json
 
 
@@ -61,8 +62,8 @@ def accumulate_cv_results(trained_model_folder: str | os.PathLike, merged_output
     merged.mkdir(parents=True, exist_ok=True)
     dataset_json = load_json(model / "dataset.json")
     plans = load_json(model / "plans.json")
-    shutil.copy(model / "dataset.json", merged / "dataset.json")
-    shutil.copy(model / "plans.json", merged / "plans.json")
+    copy_file(model / "dataset.json", merged / "dataset.json")
+    copy_file(model / "plans.json", merged / "plans.json")
 
     copied = False
     for fold in folds:
@@ -76,7 +77,7 @@ def accumulate_cv_results(trained_model_folder: str | os.PathLike, merged_output
                 raise NnunetError(f"More than one fold has a validation prediction for {name} (second one in fold "
                                   f"{fold} of {model}); the folds must not overlap.")
             if overwrite or not target.is_file():
-                shutil.copy(validation / name, target)
+                copy_file(validation / name, target)
                 copied = True
 
     if copied or not (merged / "summary.json").is_file():

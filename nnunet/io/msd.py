@@ -21,6 +21,7 @@ from nnunet import paths
 from nnunet.constants import default_num_processes
 from nnunet.errors import DatasetError, NnunetError
 from nnunet.io.naming import dataset_folders_with_id, staged_raw_dataset
+from nnunet.io.readers.simpleitk import write_image
 from nnunet.utils.json import load_json, save_json
 from nnunet.utils.pool import run_parallel
 
@@ -153,7 +154,7 @@ def split_4d_image(path: Path, target_folder: Path, case_id: str) -> None:
         channel.SetSpacing(spacing)
         channel.SetOrigin(origin)
         channel.SetDirection(direction)
-        sitk.WriteImage(channel, str(target_folder / f"{case_id}_{c:04d}{MSD_ENDING}"), True)
+        write_image(channel, target_folder / f"{case_id}_{c:04d}{MSD_ENDING}")  # fails on a full disk
 
 
 def convert_dataset_json(msd_json: dict[str, Any], num_training: int) -> dict[str, Any]:

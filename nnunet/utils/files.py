@@ -105,3 +105,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with publish(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+
+
+def copy_file(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    """Copy the content of ``source`` to ``destination`` (complete or absent; permissions from the umask, not
+    from ``source``, which may be a read-only or private file)."""
+    with publish(destination) as tmp:
+        shutil.copyfile(source, tmp)

@@ -8,7 +8,6 @@ job) or forever (augmentation workers fill their queue and wait for a reader tha
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from pathlib import Path
 

@@ -1,6 +1,7 @@
 """SimpleITK-based readers/writers: ``SimpleITKIO`` (.nii.gz, .nrrd, .mha, .gipl) and its RAS-reorienting twin."""
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import struct
@@ -90,6 +91,34 @@ def nifti_truncation(path: str | os.PathLike) -> str | None:
     return None
 
 
+#: errors of the machine that ITK reports only inside its exception text
+_SYSTEM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
+def write_image(img: sitk.Image, output_file: str | os.PathLike) -> None:
+    """``sitk.WriteImage`` (compressed) that fails when the file is not complete.
+
+    ITK's NIfTI writer ignores failed writes: on a full disk it reports success and leaves a truncated or empty
+    file. Written NIfTI files are therefore checked against their header (cheap: see :func:`nifti_truncation`);
+    a shortfall, or an ITK error caused by the machine, becomes an ``OSError`` with the matching errno, which
+    :func:`nnunet.utils.files.publish` reports as one line naming the file.
+    """
+    try:
+        sitk.WriteImage(img, str(output_file), True)
+    except RuntimeError as e:
+        for code in _SYSTEM_ERRNOS:
+            if os.strerror(code) in str(e):
+                raise OSError(code, os.strerror(code), str(output_file)) from None
+        raise
+    problem = nifti_truncation(output_file)
+    if problem:
+        folder = os.path.dirname(os.path.abspath(output_file))
+        stats = os.statvfs(folder)
+        if stats.f_bavail == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(output_file))
+        raise OSError(errno.EIO, f"written incompletely, {problem}", str(output_file))
+
+
 def _as_case_array(arr: np.ndarray, spacing: Sequence[float], path) -> tuple[np.ndarray, list[float]]:
     """Add the channel (and for 2-D the singleton) axis; spacing in array-axis order, absolute values."""
     if arr.ndim == 2:
@@ -172,7 +201,7 @@ class SimpleITKIO(BaseReaderWriter):
 
     def write_seg(self, seg: np.ndarray, output_file: str | os.PathLike, properties: dict[str, Any]) -> None:
         img = seg_image(seg, properties["sitk_stuff"], self.seg_dtype(seg))
-        sitk.WriteImage(img, str(output_file), True)
+        write_image(img, output_file)
 
 
 @READERS.register
@@ -197,4 +226,4 @@ class SimpleITKIOWithReorient(SimpleITKIO):
         img = seg_image(seg, stuff, self.seg_dtype(seg))
         if stuff.get("original_orientation") and img.GetDimension() == 3:
             img = sitk.DICOMOrient(img, stuff["original_orientation"])
-        sitk.WriteImage(img, str(output_file), True)
+        write_image(img, output_file)
