@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from nnunet.constants import default_num_processes
 from nnunet.errors import DatasetError, NnunetError
 from nnunet.io.naming import dataset_folders_with_id, staged_raw_dataset
 from nnunet.io.readers.simpleitk import write_image
+from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json, save_json
 from nnunet.utils.pool import run_parallel
 
@@ -122,12 +122,12 @@ def convert_file(kind: str, source_file: str, target_folder: str) -> None:
     src = Path(source_file)
     case_id = src.name[: -len(MSD_ENDING)]
     if kind == "label":
-        shutil.copyfile(src, Path(target_folder) / src.name)
+        copy_file(src, Path(target_folder) / src.name)
         return
     if _dimension(src) == 4:
         split_4d_image(src, Path(target_folder), case_id)
     else:
-        shutil.copyfile(src, Path(target_folder) / f"{case_id}_0000{MSD_ENDING}")
+        copy_file(src, Path(target_folder) / f"{case_id}_0000{MSD_ENDING}")
 
 
 def _dimension(path: Path) -> int:

@@ -185,13 +185,20 @@ def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], root: Path, zip_
                 _copy_member(zf, info, tmp, zip_file)
                 staged.append((tmp, info.filename))
             _check_checkpoints(staged, zip_file)
+    except OutputError as e:
+        _remove_folders(created)
+        raise OutputError(f"{e} Nothing was installed.") from None
     except BaseException:
-        for folder in sorted(set(created), key=lambda p: len(p.parts), reverse=True):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
+        _remove_folders(created)
         raise
+
+
+def _remove_folders(created: list[Path]) -> None:
+    for folder in sorted(set(created), key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _make_folder(folder: Path) -> None:

@@ -45,6 +45,19 @@ def explain_os_error(error: OSError) -> str:
     return f"{code} ({reason}).{hint}"
 
 
+#: free space below which a failed write is blamed on a full disk
+FULL_DISK_BYTES = 1 << 20
+
+
+def filesystem_is_full(folder: str | os.PathLike) -> bool:
+    """Whether the filesystem of ``folder`` has (almost) no space left for this user."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < FULL_DISK_BYTES
+
+
 def describe_os_error(error: OSError, path: str | os.PathLike) -> str:
     """One line naming the path, the error name and its explanation, e.g. ``ENOSPC (No space left...)``."""
     return f"Could not write {path}: {explain_os_error(error)}"
@@ -78,6 +91,11 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as e:
         raise OutputError(describe_os_error(e, path)) from None
+    except Exception as e:
+        # writers of other libraries (ITK, blosc2) report a full disk as their own exception types
+        if not isinstance(e, NnunetError) and filesystem_is_full(private.parent):
+            raise OutputError(describe_os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path)) from None
+        raise
     finally:
         _in_progress.discard(private)
         _remove_private_folder(private)

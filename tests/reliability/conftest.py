@@ -74,3 +74,62 @@ def tiny_dirs(tiny_preprocessed, tmp_path, monkeypatch) -> dict[str, Path]:
                           ("nnUNet_results", "results")):
         monkeypatch.setenv(variable, str(dirs[key]))
     return dirs
+
+
+class Filesystems:
+    """Small real filesystems for disk faults: a tmpfs of a given size, filled up or made read-only.
+
+    Needs root (``mount``); the fixture skips the test with the reason otherwise.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.mounted: list[Path] = []
+
+    def tmpfs(self, name: str, size: str = "4m") -> Path:
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs: {result.stderr.strip()}")
+        self.mounted.append(folder)
+        return folder
+
+    @staticmethod
+    def fill(folder: Path, leave_bytes: int = 0) -> None:
+        """Occupy all free space of ``folder``'s filesystem but ``leave_bytes`` (rounded to its blocks)."""
+        stats = os.statvfs(folder)
+        free = stats.f_bavail * stats.f_frsize
+        with open(folder / ".filler", "wb") as f:
+            f.write(b"\0" * max(0, free - leave_bytes))
+
+    @staticmethod
+    def read_only(folder: Path) -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+
+    def unmount_all(self) -> None:
+        for folder in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def filesystems(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small or read-only filesystem needs root")
+    fs = Filesystems(tmp_path / "mounts")
+    yield fs
+    fs.unmount_all()
+
+
+def files_below(folder: Path) -> list[str]:
+    """Every file and folder below ``folder`` except the filler, as sorted relative paths."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.name != ".filler")
+
+
+def one_error_line(err: str) -> str:
+    """The single ``nnunet: error:`` line of a command's stderr (no traceback allowed)."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("nnunet: error:")]
+    assert len(lines) == 1, err
+    return lines[0]

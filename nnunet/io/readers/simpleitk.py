@@ -112,9 +112,9 @@ def write_image(img: sitk.Image, output_file: str | os.PathLike) -> None:
         raise
     problem = nifti_truncation(output_file)
     if problem:
-        folder = os.path.dirname(os.path.abspath(output_file))
-        stats = os.statvfs(folder)
-        if stats.f_bavail == 0:
+        from nnunet.utils.files import filesystem_is_full
+
+        if filesystem_is_full(os.path.dirname(os.path.abspath(output_file))):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(output_file))
         raise OSError(errno.EIO, f"written incompletely, {problem}", str(output_file))
 
