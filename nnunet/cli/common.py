@@ -46,6 +46,23 @@ def stop_cleanly_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
+    return f"nnunet: warning{kind}: {message}\n"
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Show warnings as one line each (``nnunet: warning: ...``), without Python's source file and code line,
+    which mean nothing to a user of the command."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = _warning_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
 def os_error_line(error: OSError) -> str | None:
     """One line for an error of the machine (full disk, read-only folder, no permission, missing path), or None
     for an OSError that is more likely a bug (shown with its traceback)."""
@@ -72,7 +89,7 @@ def cli_entry(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[S
     def wrapper(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("default")
         try:
-            with stop_cleanly_on_sigterm():
+            with stop_cleanly_on_sigterm(), warnings_as_lines():
                 return int(main(argv) or 0)
         except NnunetError as e:
             print(f"nnunet: error: {e}", file=sys.stderr)

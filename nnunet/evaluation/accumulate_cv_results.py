@@ -34,6 +34,16 @@ def ground_truth_folder(dataset_name: str) -> Path:
     return paths.preprocessed_root() / dataset_name / "gt_segmentations"
 
 
+def _folds_hint(model: Path) -> str:
+    """Point to ``-f`` with the folds that do have validation results (one fold is enough to compare models)."""
+    done = sorted((p.name[len("fold_"):] for p in model.glob("fold_*") if (p / "validation").is_dir()),
+                  key=lambda f: (not f.isdigit(), int(f) if f.isdigit() else 0, f))
+    if not done:
+        return "."
+    return (f", or choose among the models with the folds they have: -f {' '.join(done)} (folds with validation "
+            f"results in {model.name}).")
+
+
 def accumulate_cv_results(trained_model_folder: str | os.PathLike, merged_output_folder: str | os.PathLike,
                           folds: Sequence[int | str], num_processes: int | None = None, overwrite: bool = True,
                           gt_folder: str | os.PathLike | None = None, show_progress: bool = False) -> Path:
@@ -70,7 +80,7 @@ def accumulate_cv_results(trained_model_folder: str | os.PathLike, merged_output
         validation = model / f"fold_{fold}" / "validation"
         if not validation.is_dir():
             raise NnunetError(f"Fold {fold} of {model} is missing ({validation} does not exist). Train it (and run "
-                              f"its validation) first.")
+                              f"its validation) first{_folds_hint(model)}")
         for name in files_with_ending(validation, dataset_json["file_ending"]):
             target = merged / name
             if overwrite and target.is_file():

@@ -20,7 +20,7 @@ from nnunet import paths
 from nnunet.constants import default_num_processes
 from nnunet.errors import DatasetError, NnunetError
 from nnunet.io.naming import dataset_folders_with_id, staged_raw_dataset
-from nnunet.io.readers.simpleitk import write_image
+from nnunet.io.readers.simpleitk import itk_path, write_image
 from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json, save_json
 from nnunet.utils.pool import run_parallel
@@ -132,7 +132,7 @@ def convert_file(kind: str, source_file: str, target_folder: str) -> None:
 
 def _dimension(path: Path) -> int:
     reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
+    reader.SetFileName(itk_path(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError as e:
@@ -143,7 +143,7 @@ def _dimension(path: Path) -> int:
 def split_4d_image(path: Path, target_folder: Path, case_id: str) -> None:
     """Write channel ``c`` of a 4-D image as ``{case_id}_{c:04d}.nii.gz`` with 3-D spacing, origin, direction."""
     try:
-        img = sitk.ReadImage(str(path))
+        img = sitk.ReadImage(itk_path(path))
     except RuntimeError as e:
         raise DatasetError(f"Could not read {path}: {str(e).strip().splitlines()[-1]}") from None
     arr = sitk.GetArrayFromImage(img)  # (C, Z, Y, X): the 4th physical axis is the first array axis

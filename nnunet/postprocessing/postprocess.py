@@ -153,9 +153,12 @@ def _determine(folder_predictions: str, folder_ref: str, plans_file_or_dict, dat
     predicted = files_with_ending(folder_predictions, ending)
     if not predicted:
         raise NnunetError(f"No predictions ending in {ending!r} in {folder_predictions}.")
-    if not set(files_with_ending(folder_ref, ending)) <= set(predicted):
-        warnings.warn(f"Not all reference files in {folder_ref} have a prediction in {folder_predictions}. "
-                      f"Postprocessing should be determined on the whole dataset.", stacklevel=2)
+    references = files_with_ending(folder_ref, ending)
+    if not set(references) <= set(predicted):
+        covered = len(set(references) & set(predicted))
+        warnings.warn(f"only {covered} of the {len(references)} reference cases in {folder_ref} have a prediction in "
+                      f"{folder_predictions} (e.g. fewer than 5 cross-validation folds): the postprocessing is "
+                      f"determined on those cases only.", stacklevel=2)
 
     def evaluate(folder: str) -> dict:
         return compute_metrics_on_folder(folder_ref, folder, os.path.join(folder, "summary.json"), reader, ending,

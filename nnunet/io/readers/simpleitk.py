@@ -19,9 +19,19 @@ from nnunet.registry import READERS
 SPACING_2D_FACTOR = 999
 
 
+def itk_path(path: str | os.PathLike) -> str:
+    """``path`` as ITK accepts it. ITK aborts the whole process (no exception) on a name that is not UTF-8."""
+    from nnunet.io.naming import displayable, is_utf8
+
+    if not is_utf8(path):
+        raise DatasetError(f"{displayable(path)}: the file name is not valid UTF-8, which SimpleITK cannot handle. "
+                           f"Rename the file.")
+    return str(path)
+
+
 def _read_one(path: str | os.PathLike) -> sitk.Image:
     try:
-        img = sitk.ReadImage(str(path))
+        img = sitk.ReadImage(itk_path(path))
     except RuntimeError as e:
         lines = str(e).strip().splitlines()
         raise DatasetError(f"Could not read {path}: {lines[-1] if lines else 'unreadable file'}") from None
@@ -104,7 +114,7 @@ def write_image(img: sitk.Image, output_file: str | os.PathLike) -> None:
     :func:`nnunet.utils.files.publish` reports as one line naming the file.
     """
     try:
-        sitk.WriteImage(img, str(output_file), True)
+        sitk.WriteImage(img, itk_path(output_file), True)
     except RuntimeError as e:
         for code in _SYSTEM_ERRNOS:
             if os.strerror(code) in str(e):
