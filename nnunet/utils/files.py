@@ -74,10 +74,7 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     private = path.parent / PARTIAL_FOLDER / uuid.uuid4().hex
-    try:
-        private.mkdir(parents=True)
-    except OSError as e:
-        raise OutputError(describe_os_error(e, path)) from None
+    _make_private_folder(private, path)
     tmp = private / path.name
     _in_progress.add(private)
     try:
@@ -99,6 +96,22 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         _in_progress.discard(private)
         _remove_private_folder(private)
+
+
+def _make_private_folder(private: Path, path: Path) -> None:
+    attempts = 20
+    for attempt in range(attempts):
+        try:
+            os.makedirs(private.parent, exist_ok=True)
+            os.mkdir(private)
+            return
+        except (FileNotFoundError, FileExistsError) as e:
+            # another writer that just finished removed the shared .nnunet_partial folder while we were creating
+            # (or finding) it and our folder inside it: try again
+            if attempt == attempts - 1:
+                raise OutputError(describe_os_error(e, path)) from None
+        except OSError as e:
+            raise OutputError(describe_os_error(e, path)) from None
 
 
 def _remove_private_folder(private: Path) -> None:

@@ -84,3 +84,17 @@ def test_plan_and_preprocess_pool_ends_with_its_parent(tmp_path, sig):
         assert not list(dirs["preprocessed"].rglob(".nnunet_partial"))
     else:
         assert process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_prediction_pools_end_with_their_parent(tmp_path):
+    """nnUNet_predict with preprocessing and export workers (-npp 2 -nps 2), killed while they exist."""
+    from tests.conftest import FIXTURES
+
+    process = start([script("nnUNet_predict_from_modelfolder"), "-i", str(FIXTURES / "inference" / "imagesTs"), "-o",
+                     str(tmp_path / "out"), "-m", str(FIXTURES / "inference" / "model"), "-f", "0", "-device", "cpu",
+                     "-npp", "2", "-nps", "2", "--disable_progress_bar"], command_env(), tmp_path / "log")
+    workers = wait_for_workers(process, 3, 120)
+    kill_and_check_no_orphans(process, workers, signal.SIGKILL, WITHIN)
+    assert not list((tmp_path / "out").glob("*.nii.gz")) or all(
+        p.stat().st_size > 0 for p in (tmp_path / "out").glob("*.nii.gz"))
