@@ -40,6 +40,12 @@ def _noise_seg(shape=(48, 48, 48)) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 3, shape).astype(np.uint8)  # does not compress well
 
 
+def _one_segmentation(folder):
+    folder.mkdir()
+    sitk.WriteImage(sitk.GetImageFromArray(_noise_seg((8, 8, 8))), str(folder / "case_000.nii.gz"))
+    return folder
+
+
 @pytest.mark.parametrize("ending", [".nii.gz", ".nii", ".nrrd"])
 def test_segmentation_on_a_full_disk_is_an_error_not_a_truncated_file(filesystems, ending):
     """ITK writes truncated (.nii.gz) or empty (.nii) NIfTI files on a full disk and reports success."""
@@ -112,9 +118,7 @@ def test_ensemble_on_a_full_disk(filesystems, tmp_path, capsys):
 
 
 def test_apply_postprocessing_into_a_read_only_folder(filesystems, tmp_path, capsys):
-    src = tmp_path / "in"
-    src.mkdir()
-    sitk.WriteImage(sitk.GetImageFromArray(_noise_seg((8, 8, 8))), str(src / "case_000.nii.gz"))
+    src = _one_segmentation(tmp_path / "in")
     out = filesystems.tmpfs("pp_out", "1m")
     filesystems.read_only(out)
     pp = tmp_path / "postprocessing.json"
@@ -128,9 +132,7 @@ def test_apply_postprocessing_into_a_read_only_folder(filesystems, tmp_path, cap
 
 
 def test_evaluation_summary_on_a_full_disk(filesystems, tmp_path, capsys):
-    gt = tmp_path / "gt"
-    gt.mkdir()
-    sitk.WriteImage(sitk.GetImageFromArray(_noise_seg((8, 8, 8))), str(gt / "case_000.nii.gz"))
+    gt = _one_segmentation(tmp_path / "gt")
     out = filesystems.tmpfs("summary_out", "64k")
     filesystems.fill(out)
     rc = evaluate_folder_main([str(gt), str(gt), "-o", str(out / "summary.json"), "-np", "1", "--no_pbar",

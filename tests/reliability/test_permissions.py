@@ -7,7 +7,6 @@ model) must be ``-rw-r--r--``. Files written through a private temporary file (m
 """
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 from pathlib import Path
