@@ -7,6 +7,7 @@ model) must be ``-rw-r--r--``. Files written through a private temporary file (m
 """
 from __future__ import annotations
 
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -60,10 +61,16 @@ def test_every_file_of_the_pipeline_follows_umask_022(tmp_path):
           "--no_pbar"], env)
     _run([script("nnUNet_train"), "961", "3d_fullres", "0", "-tr", "nnUNetTrainerUmask", "--npz", "-device", "cpu"],
          env)
-    _run([script("nnUNet_predict"), "-i", str(raw / "imagesTr"), "-o", str(predictions), "-d", "961", "-c",
+    test_images = tmp_path / "test_images"  # one case keeps the prediction short
+    test_images.mkdir()
+    shutil.copy(raw / "imagesTr" / "case_000_0000.nii.gz", test_images)
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    shutil.copy(raw / "labelsTr" / "case_000.nii.gz", reference)
+    _run([script("nnUNet_predict"), "-i", str(test_images), "-o", str(predictions), "-d", "961", "-c",
           "3d_fullres", "-f", "0", "-tr", "nnUNetTrainerUmask", "--save_probabilities", "-device", "cpu", "-npp", "1",
           "-nps", "1", "--disable_progress_bar"], env)
-    _run([script("nnUNet_evaluate_folder"), str(raw / "labelsTr"), str(predictions), "-djfile",
+    _run([script("nnUNet_evaluate_folder"), str(reference), str(predictions), "-djfile",
           str(raw / "dataset.json"), "-pfile", str(dirs["preprocessed"] / "Dataset961_Umask" / "nnUNetPlans.json"),
           "-np", "1", "--no_pbar"], env)
     _run([script("nnUNet_export_model_to_zip"), "-d", "961", "-o", str(zip_file), "-c", "3d_fullres", "-f", "0",
