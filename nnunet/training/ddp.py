@@ -60,6 +60,19 @@ def elastic_restart_count() -> int:
     return _env_int("TORCHELASTIC_RESTART_COUNT", 0)
 
 
+def check_elastic_store() -> None:
+    """Refuse elastic restarts that cannot work: with torchrun's shared rendezvous store (the default since torch
+    2.5, and always with the static rendezvous) a restarted group reads the previous group's addresses from the
+    store and cannot connect (pytorch/pytorch#135712). Better one clear line now than a failed restart later."""
+    max_restarts = _env_int("TORCHELASTIC_MAX_RESTARTS", 0)
+    if max_restarts > 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        raise ConfigurationError(
+            f"torchrun --max-restarts {max_restarts} with its shared rendezvous store: a restarted group would fail "
+            f"to connect (its store still holds the previous group's addresses, pytorch/pytorch#135712). Start "
+            f"torchrun with --rdzv-backend c10d and TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment, or with "
+            f"--max-restarts 0 (see documentation/multi_node.md).")
+
+
 def local_rank() -> int:
     """Index of this process among the processes of its node (its GPU index); 0 without DDP."""
     if not is_ddp():

@@ -261,9 +261,8 @@ def _run_single(dataset_name_or_id, configuration, fold, trainer_class_name, pla
     if disable_checkpointing:
         trainer.disable_checkpointing = True
     if elastic_restart and not only_run_validation:
-        trainer.print_to_log_file(f"torchrun restarted the workers (TORCHELASTIC_RESTART_COUNT="
-                                  f"{ddp.elastic_restart_count()} on this node): resuming from the newest checkpoint "
-                                  f"instead of starting over.")
+        trainer.print_to_log_file("torchrun restarted the processes of this training (elastic restart): resuming from "
+                                  "the newest checkpoint instead of starting over.")
     if wandb_enabled():
         trainer.enable_wandb(resume=continue_training or elastic_restart)
     if device.type == "cuda":
@@ -291,9 +290,11 @@ def _run_distributed(*args) -> None:
     if ddp.launcher_world_size() <= 1:  # torchrun with one process: no group needed, restarts still resume
         _run_single(*args, elastic_restart=ddp.elastic_restart_count() > 0)
         return
+    ddp.check_elastic_store()
     ddp.init_process_group(device)
     try:
-        # ranks on nodes whose workers did not fail are restarted with count 0: any restarted rank decides
+        # torchrun restarts the workers of healthy nodes with TORCHELASTIC_RESTART_COUNT unchanged (a membership
+        # change, not a failure of theirs): one restarted rank decides for all
         restarted = ddp.any_rank(ddp.elastic_restart_count() > 0)
         _run_single(*args, elastic_restart=restarted)
     finally:
