@@ -7,6 +7,7 @@ elastic restarts) sets them, plus ``MASTER_ADDR``/``MASTER_PORT`` and ``TORCHELA
 """
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -102,7 +103,8 @@ def init_process_group(device: torch.device) -> None:
             raise NnunetError(f"LOCAL_RANK is {index} but only {torch.cuda.device_count()} GPU(s) are visible on "
                               f"this node: start at most that many processes per node (torchrun --nproc-per-node).")
         torch.cuda.set_device(index)
-        kwargs["device_id"] = torch.device("cuda", index)
+        if "device_id" in inspect.signature(dist.init_process_group).parameters:  # torch >= 2.3
+            kwargs["device_id"] = torch.device("cuda", index)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world, **kwargs)
     if rank > 0:
         torch.manual_seed(torch.initial_seed() + rank)

@@ -158,3 +158,28 @@ def test_missing_nnunet_results_with_val_or_continue_is_one_line(tiny, monkeypat
     assert err.startswith("nnunet: error: The environment variable nnUNet_results is not set.")
     assert err.count("\n") == 1 and "Traceback" not in err and "export nnUNet_results=" in err
     assert _snapshot(tmp_path) == before  # nothing written anywhere (no "None" folder in the working directory)
+
+
+def test_ctrl_c_in_the_num_gpus_launcher_names_what_is_on_disk(tiny, monkeypatch, capsys):
+    """-num_gpus: the parent process has no trainer; its note is worked out from the fold folder's files."""
+    import torch.multiprocessing as mp
+
+    dirs, _ = tiny
+    fold = _fold(dirs, "TinyTestTrainer")
+    argv = ["901", "3d_fullres", "0", "-tr", "tests.training.helpers.TinyTestTrainer", "-num_gpus", "2",
+            "-device", "cpu"]
+
+    def interrupted_in_first_epoch(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def interrupted_after_an_epoch(*args, **kwargs):
+        fold.mkdir(parents=True, exist_ok=True)
+        (fold / "checkpoint_latest.pth").write_bytes(b"written by the workers")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mp, "spawn", interrupted_in_first_epoch)
+    assert train_main(argv) == 130
+    assert "No epoch of this training finished" in capsys.readouterr().err
+    monkeypatch.setattr(mp, "spawn", interrupted_after_an_epoch)
+    assert train_main(argv) == 130
+    assert f"{fold / 'checkpoint_latest.pth'} is kept: run the same command with --c" in capsys.readouterr().err
