@@ -119,3 +119,47 @@ def test_each_rank_resumes_its_own_random_stream(nnunet_dirs, monkeypatch, tmp_p
     assert len(resumed) == 2 and resumed[0] != resumed[1]  # so the ranks' first batches differ
     assert load_checkpoint_file(fold / "checkpoint_final.pth")["current_epoch"] == 2
     torch.set_num_threads(1)
+
+
+REF_PYTHON = "/work/ref/.venv-ref/bin/python"
+
+
+@pytest.mark.skipif(not __import__("os").path.isfile(REF_PYTHON), reason="reference nnU-Net venv not installed")
+def test_ddp_checkpoint_loads_in_reference(tmp_path):
+    """A checkpoint with every rank's generator states loads in nnU-Net 2.8.1's trainer, and with torch.load's
+    default weights_only=True (which nnU-Net's warmup trainer uses)."""
+    import os
+    import subprocess
+
+    from nnunet.training.checkpoint import save_checkpoint_file
+    from nnunet.training.trainer import nnUNetTrainer
+    from tests.conftest import FIXTURES
+
+    REF_MODEL = FIXTURES / "inference" / "model"  # a model folder nnU-Net 2.8.1 trained
+    trainer = nnUNetTrainer(json.loads((REF_MODEL / "plans.json").read_text()), "3d_fullres", 0,
+                            json.loads((REF_MODEL / "dataset.json").read_text()), torch.device("cpu"))
+    trainer.initialize()
+    trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    trainer._best_ema = 0.5
+    trainer.logger.log("mean_fg_dice", 0.5, 0)
+    states = [capture_rng_state(), derived_rng_state(capture_rng_state(), 1)]
+    save_checkpoint_file(add_rng_states(trainer.checkpoint_dict(), states), tmp_path / "ddp.pth")
+    script = f"""
+import json, torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+assert len(torch.load({str(tmp_path / 'ddp.pth')!r})["rng_state_per_rank"]) == 2
+plans = json.load(open({str(REF_MODEL / 'plans.json')!r})); ds = json.load(open({str(REF_MODEL / 'dataset.json')!r}))
+plans['continue_training'] = False
+t = nnUNetTrainer(plans, '3d_fullres', 0, ds, torch.device('cpu'))
+t.load_checkpoint({str(tmp_path / 'ddp.pth')!r})
+print('OK', t.current_epoch, t._best_ema)
+"""
+    pre = tmp_path / "Dataset251_InferTiny" / "nnUNetPlans_3d_fullres"
+    pre.mkdir(parents=True)
+    (pre / "placeholder.b2nd").write_bytes(b"")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(nnUNet_results=str(tmp_path), nnUNet_preprocessed=str(tmp_path), nnUNet_raw=str(tmp_path),
+               OMP_NUM_THREADS="1")
+    res = subprocess.run([REF_PYTHON, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "OK 1 0.5" in res.stdout
