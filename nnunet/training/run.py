@@ -8,6 +8,8 @@ elastic agent restarted continues from the newest checkpoint by itself (see docu
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import time
@@ -21,6 +23,7 @@ from nnunet.io.naming import preprocessed_dataset_folder
 from nnunet.paths import results_root
 from nnunet.training import ddp
 from nnunet.training.checkpoint import load_checkpoint_file, strip_module_prefixes
+from nnunet.training.data.splits import SPLITS_FILE
 from nnunet.training.resume import checkpoint_to_continue, interrupt_note
 from nnunet.training.wandb_logger import wandb_enabled
 from nnunet.utils.json import load_json
@@ -268,20 +271,36 @@ def _run_single(dataset_name_or_id, configuration, fold, trainer_class_name, pla
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
-    _create_split_on_first_rank(trainer)
+    _agree_on_inputs(trainer)
     _train_and_validate(trainer, continue_training, only_run_validation, pretrained_weights, val_with_best,
                         export_validation_probabilities, run_validation, elastic_restart, started_at)
     return trainer
 
 
-def _create_split_on_first_rank(trainer) -> None:
-    """With DDP, rank 0 runs the trainer's split first (it may create splits_final.json) while the others wait,
-    so that only rank 0 writes it and every rank then reads the same file."""
+def _agree_on_inputs(trainer) -> None:
+    """With DDP: rank 0 runs the trainer's split first (it may create splits_final.json) while the others wait, so
+    that only rank 0 writes it; then all ranks check that they read the same plans, dataset.json and split file
+    (nodes that do not share nnUNet_preprocessed would otherwise train on different data without noticing)."""
     if not ddp.is_ddp():
         return
     if ddp.rank_and_world()[0] == 0:
         trainer.do_split()
     ddp.barrier()
+    split_file = trainer.preprocessed_dataset_folder_base / SPLITS_FILE
+    mine = {"the plans": _digest(json.dumps(trainer.plans_manager.data, sort_keys=True).encode()),
+            "dataset.json": _digest(json.dumps(trainer.dataset_json, sort_keys=True).encode()),
+            SPLITS_FILE: _digest(split_file.read_bytes()) if split_file.is_file() else None}
+    everyone = ddp.gather_objects((socket.gethostname(), mine))
+    differing = [what for what in mine if any(seen[what] != everyone[0][1][what] for _, seen in everyone)]
+    if differing:
+        others = [f"{rank} ({host})" for rank, (host, seen) in enumerate(everyone) if seen != everyone[0][1]]
+        raise NnunetError(f"The processes of this training read different {' and '.join(differing)}: rank(s) "
+                          f"{', '.join(others[:8])} differ from rank 0 ({everyone[0][0]}). nnUNet_preprocessed must "
+                          f"be the same shared folder on every node (documentation/multi_node.md).")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _run_distributed(*args) -> None:

@@ -183,3 +183,29 @@ def test_ctrl_c_in_the_num_gpus_launcher_names_what_is_on_disk(tiny, monkeypatch
     monkeypatch.setattr(mp, "spawn", interrupted_after_an_epoch)
     assert train_main(argv) == 130
     assert f"{fold / 'checkpoint_latest.pth'} is kept: run the same command with --c" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_nodes_that_do_not_share_preprocessed_data_are_refused(nnunet_dirs, tmp_path):
+    """Each "node" has its own nnUNet_preprocessed: rank 0 creates splits_final.json in its copy only, the ranks
+    notice that they read different splits and stop with one line before training."""
+    copies = [tmp_path / f"preprocessed_node{node}" for node in (0, 1)]
+    for folder in copies:
+        make_3d_dataset(folder, shape=(16, 16, 16), patch=(16, 16, 16))
+    port = free_port()
+    launchers = [start_torchrun(node, 2, port, "unshared", train_args("RecordingTrainer"),
+                                subprocess_env(nnUNet_preprocessed=str(copies[node]),
+                                               nnUNet_results=str(nnunet_dirs["results"])),
+                                tmp_path / f"node{node}.log") for node in (0, 1)]
+    try:
+        for launcher in launchers:
+            launcher.wait(timeout=180)
+    finally:
+        stop(*launchers)
+    outputs = [(tmp_path / f"node{node}.log").read_text() for node in (0, 1)]
+    assert all(launcher.returncode != 0 for launcher in launchers)
+    for out in outputs:
+        assert "nnunet: error: The processes of this training read different" in out, out[-2000:]
+        assert "splits_final.json: rank(s) 1" in out and "[rank0]: Traceback" not in out
+    assert sum((folder / "Dataset901_Tiny" / "splits_final.json").is_file() for folder in copies) == 1
+    assert not list(nnunet_dirs["results"].rglob("*.pth"))
