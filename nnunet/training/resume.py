@@ -55,8 +55,9 @@ def interrupt_note(fold_folder: str | os.PathLike | None, started_at: float, pha
                     f"with --val (and without --c) to redo only the validation.")
     checkpoint = checkpoint_to_continue(folder)
     if checkpoint is not None and (continued or _written_since(checkpoint, started_at)):
-        return (f"{checkpoint} is kept: run the same command with --c to continue from the last finished epoch "
-                f"(at most the epoch in progress is lost).")
+        when = {"checkpoint_latest.pth": " (written after every finished epoch)",
+                "checkpoint_best.pth": " (the epoch with the best pseudo Dice so far)"}.get(checkpoint.name, "")
+        return f"{checkpoint}{when} is kept: run the same command with --c to continue from it."
     note = ("No epoch of this training finished, so no checkpoint was written and there is nothing to continue "
             "from: run the same command again to start over.")
     if checkpoint is not None:

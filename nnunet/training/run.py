@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -243,37 +243,64 @@ def run_training(dataset_name_or_id: int | str, configuration: str, fold: int | 
     if plans_identifier == "nnUNetPlans" and os.environ.get("RANK", "0") == "0":
         print("Using the default nnUNetPlans. The residual-encoder presets (nnUNetResEncUNet{M,L,XL}Plans) are "
               "recommended for better results; see the ResEnc documentation.")
-    args = (dataset_name_or_id, configuration, fold, trainer_class_name, plans_identifier, pretrained_weights,
-            export_validation_probabilities, continue_training, only_run_validation, disable_checkpointing,
-            val_with_best, device, run_validation)
+    request = TrainingRequest(dataset_name_or_id, configuration, fold, trainer_class_name, plans_identifier,
+                              pretrained_weights, export_validation_probabilities, continue_training,
+                              only_run_validation, disable_checkpointing, val_with_best, device, run_validation)
     if torchrun:
-        _run_distributed(*args)
-        return
-    if num_gpus > 1:
-        _spawn(num_gpus, args)
-        return
-    _run_single(*args)
+        _run_distributed(request)
+    elif num_gpus > 1:
+        _spawn(num_gpus, request)
+    else:
+        _run_single(request)
 
 
-def _run_single(dataset_name_or_id, configuration, fold, trainer_class_name, plans_identifier, pretrained_weights,
-                export_validation_probabilities, continue_training, only_run_validation, disable_checkpointing,
-                val_with_best, device, run_validation, elastic_restart: bool = False) -> Any:
+class TrainingRequest(NamedTuple):
+    """The arguments of :func:`run_training`, as handed to every process."""
+
+    dataset_name_or_id: int | str
+    configuration: str
+    fold: int | str
+    trainer_class_name: str
+    plans_identifier: str
+    pretrained_weights: str | None
+    export_validation_probabilities: bool
+    continue_training: bool
+    only_run_validation: bool
+    disable_checkpointing: bool
+    val_with_best: bool
+    device: torch.device
+    run_validation: bool
+
+    def fold_folder(self) -> Path | None:
+        """The fold folder the training writes to, without building a trainer (None when it cannot be worked
+        out)."""
+        try:
+            folder = preprocessed_dataset_folder(self.dataset_name_or_id)
+            plans = load_json(folder / f"{self.plans_identifier}.json")
+            tag = f"{trainer_class(self.trainer_class_name).__name__}__{plans['plans_name']}__{self.configuration}"
+            return results_root() / folder.name / tag / f"fold_{self.fold}"
+        except (NnunetError, OSError, KeyError, ValueError):
+            return None
+
+
+def _run_single(request: TrainingRequest, elastic_restart: bool = False) -> Any:
+    r = request
     started_at = time.time()
-    trainer = get_trainer_from_args(dataset_name_or_id, configuration, fold, trainer_class_name, plans_identifier,
-                                    device)
-    if disable_checkpointing:
+    trainer = get_trainer_from_args(r.dataset_name_or_id, r.configuration, r.fold, r.trainer_class_name,
+                                    r.plans_identifier, r.device)
+    if r.disable_checkpointing:
         trainer.disable_checkpointing = True
-    if elastic_restart and not only_run_validation:
+    if elastic_restart and not r.only_run_validation:
         trainer.print_to_log_file("torchrun restarted the processes of this training (elastic restart): resuming from "
                                   "the newest checkpoint instead of starting over.")
     if wandb_enabled():
-        trainer.enable_wandb(resume=continue_training or elastic_restart)
-    if device.type == "cuda":
+        trainer.enable_wandb(resume=r.continue_training or elastic_restart)
+    if r.device.type == "cuda":
         torch.backends.cudnn.deterministic = False
         torch.backends.cudnn.benchmark = True
     _agree_on_inputs(trainer)
-    _train_and_validate(trainer, continue_training, only_run_validation, pretrained_weights, val_with_best,
-                        export_validation_probabilities, run_validation, elastic_restart, started_at)
+    _train_and_validate(trainer, r.continue_training, r.only_run_validation, r.pretrained_weights, r.val_with_best,
+                        r.export_validation_probabilities, r.run_validation, elastic_restart, started_at)
     return trainer
 
 
@@ -303,26 +330,24 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _run_distributed(*args) -> None:
+def _run_distributed(request: TrainingRequest) -> None:
     """One process of a DDP group whose RANK / WORLD_SIZE / LOCAL_RANK / MASTER_* are in the environment."""
-    device = args[11]
     if ddp.launcher_world_size() <= 1:  # torchrun with one process: no group needed, restarts still resume
-        _run_single(*args, elastic_restart=ddp.elastic_restart_count() > 0)
+        _run_single(request, elastic_restart=ddp.elastic_restart_count() > 0)
         return
     ddp.check_elastic_store()
-    ddp.init_process_group(device)
+    ddp.init_process_group(request.device)
     try:
         # torchrun restarts the workers of healthy nodes with TORCHELASTIC_RESTART_COUNT unchanged (a membership
         # change, not a failure of theirs): one restarted rank decides for all
         restarted = ddp.any_rank(ddp.elastic_restart_count() > 0)
-        _run_single(*args, elastic_restart=restarted)
+        _run_single(request, elastic_restart=restarted)
     finally:
         ddp.destroy_process_group()
 
 
-def _spawn(num_gpus: int, args: tuple) -> None:
-    device = args[11]
-    if device.type == "cuda" and torch.cuda.device_count() < num_gpus:
+def _spawn(num_gpus: int, request: TrainingRequest) -> None:
+    if request.device.type == "cuda" and torch.cuda.device_count() < num_gpus:
         raise NnunetError(f"-num_gpus {num_gpus} requested but only {torch.cuda.device_count()} GPUs are visible.")
     os.environ.setdefault("MASTER_ADDR", "localhost")
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
@@ -330,30 +355,20 @@ def _spawn(num_gpus: int, args: tuple) -> None:
 
     started_at = time.time()
     try:
-        mp.spawn(_ddp_worker, args=(num_gpus, *args), nprocs=num_gpus, join=True)
+        mp.spawn(_ddp_worker, args=(num_gpus, request), nprocs=num_gpus, join=True)
     except KeyboardInterrupt:
-        raise Interrupted(interrupt_note(_fold_folder(*args[:5]), started_at, None, continued=args[7] or args[8],
-                                         checkpointing=not args[9])) from None
+        continued = request.continue_training or request.only_run_validation
+        raise Interrupted(interrupt_note(request.fold_folder(), started_at, None, continued,
+                                         checkpointing=not request.disable_checkpointing)) from None
 
 
-def _ddp_worker(rank: int, world_size: int, *args) -> None:
+def _ddp_worker(rank: int, world_size: int, request: TrainingRequest) -> None:
     """A process of ``-num_gpus``: the environment torchrun would set, then the same path as under torchrun."""
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
                        "LOCAL_WORLD_SIZE": str(world_size)})
-    if args[11].type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+    if request.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))  # share the cores between processes
-    _run_distributed(*args)
-
-
-def _fold_folder(dataset_name_or_id, configuration, fold, trainer_class_name, plans_identifier) -> Path | None:
-    """The fold folder a training writes to, without building a trainer (None when it cannot be worked out)."""
-    try:
-        name = preprocessed_dataset_folder(dataset_name_or_id).name
-        plans = load_json(preprocessed_dataset_folder(dataset_name_or_id) / f"{plans_identifier}.json")
-        tag = f"{trainer_class(trainer_class_name).__name__}__{plans['plans_name']}__{configuration}"
-        return results_root() / name / tag / f"fold_{fold}"
-    except (NnunetError, OSError, KeyError, ValueError):
-        return None
+    _run_distributed(request)
 
 
 def _free_port() -> int:

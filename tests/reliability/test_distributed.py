@@ -123,7 +123,8 @@ def test_ctrl_c_during_training_names_what_can_be_continued(tiny, tmp_path):
     seen = {e["pid"] for e in events(record)}
     code, out = _interrupt(args, env, tmp_path / "b.log", _epoch_started(record, 1, seen), "epoch 1")
     assert code == 130 and "Traceback" not in out, out[-2000:]
-    assert f"{fold / 'checkpoint_latest.pth'} is kept: run the same command with --c" in out
+    expected = f"{fold / 'checkpoint_latest.pth'} (written after every finished epoch) is kept: run the same command"
+    assert f"{expected} with --c to continue from it." in out
     assert load_checkpoint_file(fold / "checkpoint_latest.pth")["current_epoch"] == 1
 
     # a new training (no --c) interrupted in its first epoch: the old checkpoint is named as an earlier training's
@@ -182,7 +183,8 @@ def test_ctrl_c_in_the_num_gpus_launcher_names_what_is_on_disk(tiny, monkeypatch
     assert "No epoch of this training finished" in capsys.readouterr().err
     monkeypatch.setattr(mp, "spawn", interrupted_after_an_epoch)
     assert train_main(argv) == 130
-    assert f"{fold / 'checkpoint_latest.pth'} is kept: run the same command with --c" in capsys.readouterr().err
+    note = capsys.readouterr().err
+    assert f"{fold / 'checkpoint_latest.pth'} (written after every finished epoch) is kept" in note and "--c" in note
 
 
 @pytest.mark.slow
