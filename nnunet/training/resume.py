@@ -24,21 +24,21 @@ def checkpoint_to_continue(fold_folder: str | os.PathLike) -> Path | None:
 
 def _written_since(path: Path, since: float) -> bool:
     try:
-        return path.stat().st_mtime >= since
+        return path.stat().st_mtime >= since - 2  # a little slack for a file server's clock
     except OSError:
         return False
 
 
-def interrupt_note(fold_folder: str | os.PathLike | None, started_at: float, phase: str | None,
-                   continued: bool = False, checkpointing: bool = True) -> str:
+def interrupt_note(fold_folder: str | os.PathLike | None, phase: str | None, ours: bool | None = None,
+                   started_at: float = 0.0, checkpointing: bool = True) -> str:
     """The advice printed after Ctrl-C.
 
     Args:
         fold_folder: the training's ``fold_x`` folder (None: not known yet).
-        started_at: ``time.time()`` when this command started; older checkpoints belong to an earlier run unless
-            this run continued from them.
         phase: ``"training"``, ``"validation"`` or None (unknown: judged from the files).
-        continued: this run was started with ``--c``/``--val`` (its checkpoints are this training's progress).
+        ours: whether the checkpoints in the folder are this training's progress (it continued from them, or
+            finished an epoch); None: unknown, judged by whether they were written after ``started_at``.
+        started_at: ``time.time()`` when this command started (used when ``ours`` is None).
         checkpointing: False with ``--disable_checkpointing``.
     """
     if fold_folder is None:
@@ -47,14 +47,16 @@ def interrupt_note(fold_folder: str | os.PathLike | None, started_at: float, pha
     if not checkpointing:
         return ("Checkpointing was disabled (--disable_checkpointing), so there is nothing to continue from: run the "
                 "training again.")
+
+    def is_ours(path: Path) -> bool:
+        return path.is_file() and (ours if ours is not None else _written_since(path, started_at))
+
     final = folder / "checkpoint_final.pth"
-    final_is_ours = final.is_file() and (continued or _written_since(final, started_at))
-    if phase == "validation" or (phase is None and final_is_ours):
-        if final.is_file():
-            return (f"The training is finished ({final}); the final validation was cut short. Run the same command "
-                    f"with --val (and without --c) to redo only the validation.")
+    if (phase == "validation" and final.is_file()) or (phase is None and is_ours(final)):
+        return (f"The training is finished ({final}); the final validation was cut short. Run the same command "
+                f"with --val (and without --c) to redo only the validation.")
     checkpoint = checkpoint_to_continue(folder)
-    if checkpoint is not None and (continued or _written_since(checkpoint, started_at)):
+    if checkpoint is not None and is_ours(checkpoint):
         when = {"checkpoint_latest.pth": " (written after every finished epoch)",
                 "checkpoint_best.pth": " (the epoch with the best pseudo Dice so far)"}.get(checkpoint.name, "")
         return f"{checkpoint}{when} is kept: run the same command with --c to continue from it."

@@ -177,11 +177,12 @@ def maybe_load_checkpoint(trainer, continue_training: bool, validation_only: boo
 
 def _train_and_validate(trainer, continue_training: bool, only_run_validation: bool, pretrained_weights: str | None,
                         val_with_best: bool, export_validation_probabilities: bool, run_validation: bool,
-                        elastic_restart: bool = False, started_at: float | None = None) -> None:
-    started_at = time.time() if started_at is None else started_at
+                        elastic_restart: bool = False) -> None:
     phase = "validation" if only_run_validation else "training"
+    first_epoch = None
     try:
         maybe_load_checkpoint(trainer, continue_training, only_run_validation, pretrained_weights, elastic_restart)
+        first_epoch = trainer.current_epoch
         if not only_run_validation:
             trainer.run_training()
         phase = "validation"
@@ -193,7 +194,8 @@ def _train_and_validate(trainer, continue_training: bool, only_run_validation: b
         raise
     except KeyboardInterrupt:
         continued = continue_training or only_run_validation or elastic_restart
-        raise Interrupted(interrupt_note(trainer.output_folder, started_at, phase, continued,
+        finished_an_epoch = first_epoch is not None and trainer.current_epoch > first_epoch
+        raise Interrupted(interrupt_note(trainer.output_folder, phase, ours=continued or finished_an_epoch,
                                          checkpointing=not trainer.disable_checkpointing)) from None
 
 
@@ -285,7 +287,6 @@ class TrainingRequest(NamedTuple):
 
 def _run_single(request: TrainingRequest, elastic_restart: bool = False) -> Any:
     r = request
-    started_at = time.time()
     trainer = get_trainer_from_args(r.dataset_name_or_id, r.configuration, r.fold, r.trainer_class_name,
                                     r.plans_identifier, r.device)
     if r.disable_checkpointing:
@@ -300,7 +301,7 @@ def _run_single(request: TrainingRequest, elastic_restart: bool = False) -> Any:
         torch.backends.cudnn.benchmark = True
     _agree_on_inputs(trainer)
     _train_and_validate(trainer, r.continue_training, r.only_run_validation, r.pretrained_weights, r.val_with_best,
-                        r.export_validation_probabilities, r.run_validation, elastic_restart, started_at)
+                        r.export_validation_probabilities, r.run_validation, elastic_restart)
     return trainer
 
 
@@ -358,8 +359,10 @@ def _spawn(num_gpus: int, request: TrainingRequest) -> None:
         mp.spawn(_ddp_worker, args=(num_gpus, request), nprocs=num_gpus, join=True)
     except KeyboardInterrupt:
         continued = request.continue_training or request.only_run_validation
-        raise Interrupted(interrupt_note(request.fold_folder(), started_at, None, continued,
-                                         checkpointing=not request.disable_checkpointing)) from None
+        # the workers' files are all there is to go by: checkpoints this run continued from or wrote count as its own
+        raise Interrupted(interrupt_note(request.fold_folder(), None, ours=True if continued else None,
+                                         started_at=started_at, checkpointing=not request.disable_checkpointing)) \
+            from None
 
 
 def _ddp_worker(rank: int, world_size: int, request: TrainingRequest) -> None:

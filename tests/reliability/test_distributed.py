@@ -211,3 +211,16 @@ def test_nodes_that_do_not_share_preprocessed_data_are_refused(nnunet_dirs, tmp_
         assert "splits_final.json: rank(s) 1" in out and "[rank0]: Traceback" not in out
     assert sum((folder / "Dataset901_Tiny" / "splits_final.json").is_file() for folder in copies) == 1
     assert not list(nnunet_dirs["results"].rglob("*.pth"))
+
+
+def test_interrupt_note_for_other_folders(tmp_path):
+    from nnunet.training.resume import interrupt_note
+
+    assert "nothing was written" in interrupt_note(None, "training")
+    assert "Checkpointing was disabled" in interrupt_note(tmp_path, "training", ours=True, checkpointing=False)
+    (tmp_path / "checkpoint_best.pth").write_bytes(b"")  # a trainer with save_every > 1: only the best one so far
+    note = interrupt_note(tmp_path, "training", ours=True)
+    assert f"{tmp_path / 'checkpoint_best.pth'} (the epoch with the best pseudo Dice so far) is kept" in note
+    # unknown owner (the -num_gpus parent): judged by the time the file was written
+    assert "is kept" in interrupt_note(tmp_path, None, started_at=0.0)
+    assert "from an earlier training" in interrupt_note(tmp_path, None, started_at=time.time() + 60)
