@@ -41,7 +41,8 @@ def explain_os_error(error: OSError) -> str:
     hint = {errno.ENOSPC: " Free some space and run the command again.",
             errno.EDQUOT: " Free some space and run the command again.",
             errno.EROFS: " Choose a writable output folder.",
-            errno.EACCES: " Choose a folder you may write to."}.get(error.errno, "")
+            errno.EACCES: " Check the permissions of this path (outputs need a folder you may write to).",
+            errno.EPERM: " Check the permissions of this path."}.get(error.errno, "")
     return f"{code} ({reason}).{hint}"
 
 
