@@ -11,7 +11,7 @@ import threading
 import warnings
 from typing import Callable, Iterator, Sequence
 
-from nnunet.errors import NnunetError
+from nnunet.errors import NnunetError, warning_line
 
 
 #: what Ctrl-C prints unless the command raised :class:`nnunet.errors.Interrupted` with its own note
@@ -46,17 +46,12 @@ def stop_cleanly_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _warning_line(message, category, filename, lineno, line=None) -> str:
-    kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
-    return f"nnunet: warning{kind}: {message}\n"
-
-
 @contextlib.contextmanager
 def warnings_as_lines() -> Iterator[None]:
     """Show warnings as one line each (``nnunet: warning: ...``), without Python's source file and code line,
     which mean nothing to a user of the command."""
     previous = warnings.formatwarning
-    warnings.formatwarning = _warning_line
+    warnings.formatwarning = warning_line
     try:
         yield
     finally:

@@ -6,13 +6,14 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from nnunet.errors import NnunetError
+from nnunet.errors import NnunetError, warning_line
 from nnunet.utils.lifeline import exit_with_parent
 
 _shared: dict[str, Any] = {"pool": None, "workers": 0}
@@ -23,6 +24,7 @@ def _start_worker(parent_pid: int) -> None:
     on it (it stops the workers); a worker reacting too would print its own traceback. A worker whose parent
     dies (kill -9, SIGTERM, out of memory) ends within a second instead of staying alive as an orphan."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.formatwarning = warning_line  # a worker's warnings look like the main process's: one line
     exit_with_parent(parent_pid)
 
 
