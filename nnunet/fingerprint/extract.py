@@ -55,17 +55,23 @@ def sample_foreground_intensities(data: np.ndarray, seg: np.ndarray, num_samples
 
 
 def analyze_case(image_files: Sequence[str], seg_file: str, reader_name: str, num_samples: int,
-                 case_id: str = "?") -> CaseFingerprint:
+                 channel_names: dict[str, str] | None = None, case_id: str = "?") -> CaseFingerprint:
     """Read one case, crop it to its nonzero region and collect its fingerprint contribution.
 
-    Images with NaN or +-Inf values and labels whose shape differs from the image are refused with one error
-    naming the files (they would turn the intensity statistics, and then every preprocessed case, into NaN).
+    ``channel_names`` (dataset.json's): when given, a file with other channels (an RGB PNG among grey ones, a 4-D
+    NIfTI) is a clear error naming it. Images with NaN or +-Inf values and labels whose shape differs from the
+    image are refused with one error naming the files (they would turn the intensity statistics, and then every
+    preprocessed case, into NaN).
     """
     from nnunet.io.readers import reader_class
 
     reader = reader_class(reader_name)()
     data, props = reader.read_images(image_files)
     seg, _ = reader.read_seg(seg_file)
+    if channel_names is not None:
+        from nnunet.io.channels import check_case_channels
+
+        check_case_channels(reader, data, image_files, channel_names, seg, seg_file)
     quick_case_check(case_id, data, seg, image_files, seg_file, None)
     shape_before = data.shape[1:]
     data, seg, _ = crop_to_nonzero(data, seg)
@@ -192,8 +198,8 @@ class DatasetFingerprintExtractor:
         first_case = next(iter(self.cases.values()))
         reader = reader_for_dataset(self.dataset_json, first_case["images"][0])
         num_samples = int(NUM_FOREGROUND_SAMPLES // len(self.cases))
-        jobs = [([str(f) for f in c["images"]], str(c["label"]), reader.__name__, num_samples, case_id)
-                for case_id, c in self.cases.items()]
+        jobs = [([str(f) for f in c["images"]], str(c["label"]), reader.__name__, num_samples,
+                 self.dataset_json["channel_names"], case_id) for case_id, c in self.cases.items()]
         num_channels = len(self.dataset_json["channel_names"])
         samples = PooledSamples(len(jobs), num_channels, num_samples)
 

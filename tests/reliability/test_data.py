@@ -369,19 +369,3 @@ def test_a_bad_part_id_is_refused_before_any_work(nnunet_dirs, capsys):
     assert preprocess_main(["-d", "316", "-num_parts", "2", "-part_id", "2", "--no_pbar"]) == 1
     assert "-part_id must be in [0, -num_parts)" in capsys.readouterr().err
 
-
-def test_parallel_writers_into_one_folder_do_not_trip_over_the_shared_partial_folder(tmp_path):
-    """Preprocessing workers publish into one staging folder at once; a writer that finishes removes the shared
-    ``.nnunet_partial`` folder when it looks empty, which used to make another writer's mkdir fail (ENOENT)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from nnunet.utils.files import atomic_write_bytes
-
-    def write(i: int) -> None:
-        for j in range(150):
-            atomic_write_bytes(tmp_path / f"w{i}_{j}.bin", b"x")
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(write, range(8)))
-    assert len(list(tmp_path.glob("w*.bin"))) == 8 * 150
-    _no_temporaries(tmp_path)
