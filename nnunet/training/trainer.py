@@ -353,13 +353,13 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         identifiers = case_identifiers(self.preprocessed_dataset_folder)
         train, val = train_val_keys(self.preprocessed_dataset_folder_base, self.fold, identifiers,
                                     log=self.print_to_log_file)
-        for what, keys in (("training", train), ("validation", val)):
+        for what, key, keys in (("training", "train", train), ("validation", "val", val)):
             if not keys:
                 raise DatasetError(
                     f"Fold {self.fold} has no {what} cases ({self.preprocessed_dataset_folder_base / SPLITS_FILE}, "
-                    f"{len(identifiers)} preprocessed cases). Put cases in its {what[:5]!r} list"
-                    f"{'' if what == 'training' else ' (every epoch and the final validation use them)'}, "
-                    f"or train fold 'all'.")
+                    f"{len(identifiers)} preprocessed cases). Put cases in its {key!r} list (every epoch"
+                    f"{' and the final validation use them' if key == 'val' else ' samples from them'}), or train "
+                    f"fold 'all'.")
         return train, val
 
     def get_tr_and_val_datasets(self) -> tuple[PreprocessedDataset, PreprocessedDataset]:

@@ -228,3 +228,29 @@ def test_ctrl_c_during_training_points_to_continue(monkeypatch, capsys):
     assert train_main(["901", "3d_fullres", "0", "-device", "cpu"]) == 130
     err = capsys.readouterr().err
     assert "--c" in err and "checkpoint_latest.pth" in err and "Traceback" not in err
+
+
+def test_grad_scaler_without_torch_amp_gradscaler(monkeypatch):
+    """torch < 2.3 has no torch.amp.GradScaler: the trainer falls back to torch.cuda.amp.GradScaler."""
+    import warnings
+
+    from nnunet.training.trainer import make_grad_scaler
+
+    assert make_grad_scaler(torch.device("cpu")) is None
+    cuda_scaler = torch.cuda.amp.GradScaler
+    monkeypatch.delattr(torch.amp, "GradScaler")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated on new torch; "CUDA not available" on this machine
+        scaler = make_grad_scaler(torch.device("cuda"))
+    assert type(scaler) is cuda_scaler
+
+
+def test_empty_training_split_is_refused(dirs):
+    make_3d_dataset(dirs["preprocessed"], shape=(16, 16, 16), patch=(16, 16, 16))
+    splits = dirs["preprocessed"] / "Dataset901_Tiny" / "splits_final.json"
+    splits.write_text(json.dumps([{"train": [], "val": ["case_000"]}]))
+    trainer = get_trainer_from_args(901, "3d_fullres", 0, "TinyTestTrainer", device=torch.device("cpu"))
+    from nnunet.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="no training cases.*'train' list"):
+        trainer.do_split()
