@@ -1,13 +1,14 @@
 """Training benchmark: does ours learn like nnU-Net 2.8.1? Both train MSD Task04_Hippocampus fold 0, alternating.
 
-    flock /tmp/bench.lock python bench/bench_train.py [--configuration 2d] [--epochs 4] [--iterations 12] \
-        [--val-iterations 3] [--runs 2] [--device cpu] [--n-proc-da 2] [--workdir /tmp/bench_train] [--only ours|ref]
+    flock /tmp/bench.lock python bench/bench_train.py [--configuration 2d] [--epochs 5] [--iterations 25] \
+        [--val-iterations 5] [--batch-size 32] [--runs 2] [--device cpu] [--n-proc-da 2] \
+        [--workdir /tmp/bench_train] [--only ours|ref]
 
 The dataset is converted with the reference's MSD converter and planned + preprocessed once by the reference;
 both implementations then train fold 0 of the same preprocessed data (same splits_final.json, same batch and
-patch size from the plans) with a short schedule: a trainer class with ``num_epochs`` /
-``num_iterations_per_epoch`` / ``num_val_iterations_per_epoch`` set, given to each side through
-``nnUNet_extTrainer``. Runs alternate (ref, ours, ref, ours, ...) so that both see the same machine load.
+patch size from the plans unless ``--batch-size`` replaces the batch size on both sides) with a short schedule: a
+trainer class with ``num_epochs`` / ``num_iterations_per_epoch`` / ``num_val_iterations_per_epoch`` set, given to
+each side through ``nnUNet_extTrainer``. Runs alternate (ref, ours, ref, ours, ...) so that both see the same machine load.
 
 Short runs differ by several Dice points from randomness alone (patches, augmentation, initialisation), so
 compare the spread of the runs, not one curve. Reported: per run the per-epoch train/validation loss, pseudo
@@ -40,6 +41,7 @@ class BenchShortTrainer(nnUNetTrainer):
     num_epochs = {epochs}
     num_iterations_per_epoch = {iterations}
     num_val_iterations_per_epoch = {val_iterations}
+    configuration_batch_size = {batch_size}
     save_every = 50  # as nnU-Net: no per-epoch checkpoint cost in the timings
 """
 
@@ -55,6 +57,8 @@ class BenchShortTrainer(nnUNetTrainer):
         self.num_epochs = {epochs}
         self.num_iterations_per_epoch = {iterations}
         self.num_val_iterations_per_epoch = {val_iterations}
+        if {batch_size} is not None:  # as nnU-Net's own nnUNet_Trainer_BS8 does it
+            self.configuration_manager.configuration["batch_size"] = {batch_size}
 """
 
 
@@ -121,7 +125,8 @@ def prepare(args) -> tuple[Path, Path]:
 
 
 def train_once(side: str, run: int, args, raw: Path, pre: Path) -> dict:
-    fmt = {"epochs": args.epochs, "iterations": args.iterations, "val_iterations": args.val_iterations}
+    fmt = {"epochs": args.epochs, "iterations": args.iterations, "val_iterations": args.val_iterations,
+           "batch_size": args.batch_size}
     ext = args.workdir / f"ext_{side}"
     ext.mkdir(exist_ok=True)
     (ext / "bench_short_trainer.py").write_text((_REF_TRAINER if side == "ref" else _OURS_TRAINER).format(**fmt))
@@ -146,7 +151,8 @@ def train_once(side: str, run: int, args, raw: Path, pre: Path) -> dict:
 
 def report(results: dict[str, list[dict]], args) -> None:
     print(f"\nTask04_Hippocampus {args.configuration} fold 0, {args.epochs} epochs x {args.iterations} iterations "
-          f"(+{args.val_iterations} val), device {args.device}, nnUNet_n_proc_DA={args.n_proc_da}, "
+          f"(+{args.val_iterations} val), batch size {args.batch_size or 'from the plans'}, device {args.device}, "
+          f"nnUNet_n_proc_DA={args.n_proc_da}, "
           f"{args.runs} run(s) per side")
     for side, runs in results.items():
         for i, r in enumerate(runs):
@@ -169,10 +175,11 @@ def main() -> None:
     parser.add_argument("--ref-venv", type=Path, default=Path("/work/ref/.venv-ref"))
     parser.add_argument("--hippocampus", type=Path, default=Path("/work/shared/datasets/Task04_Hippocampus"))
     parser.add_argument("--configuration", default="2d")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--iterations", type=int, default=12)
-    parser.add_argument("--val-iterations", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=25)
+    parser.add_argument("--val-iterations", type=int, default=5)
     parser.add_argument("--runs", type=int, default=2, help="runs per side, alternating ref/ours")
+    parser.add_argument("--batch-size", type=int, default=None, help="replaces the plans' batch size on both sides")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--n-proc-da", default="2")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_train"))

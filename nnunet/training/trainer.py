@@ -86,6 +86,8 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
     probabilistic_oversampling: bool = False
     #: replaces the configuration's batch size for this trainer (nnU-Net's ``nnUNet_Trainer_BS8``: 8)
     configuration_batch_size: int | None = None
+    #: upper limit of the configuration's batch size (``nnUNetTrainerCPUTrial``: 32)
+    max_batch_size: int | None = None
     #: replaces the configuration's patch size, also in the copied plans.json (nnU-Net's ``_Primus_*_96_BS1``)
     configuration_patch_size: Sequence[int] | None = None
     # ---- loss (:mod:`nnunet.training.loss.build`) ----
@@ -141,6 +143,9 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         self.configuration_manager: Configuration = self.plans_manager.configuration(configuration)
         if self.configuration_batch_size is not None:
             self.configuration_manager.data["batch_size"] = int(self.configuration_batch_size)
+        if self.max_batch_size is not None:
+            self.configuration_manager.data["batch_size"] = min(self.configuration_manager.batch_size,
+                                                                int(self.max_batch_size))
         self.configuration_name = configuration
         self.dataset_json = dataset_json
         self.fold = fold
