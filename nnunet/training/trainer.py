@@ -41,16 +41,7 @@ from nnunet.training.logger import MetricsLogger, TrainingLogFile, log_file_name
 from nnunet.training.loss import DeepSupervisionLoss, build_segmentation_loss, deep_supervision_weights
 from nnunet.training.lr_schedule import build_lr_scheduler
 from nnunet.training.optimizers import build_optimizer
-from nnunet.training.trainer_loop import TrainingLoop
-
-
-def make_grad_scaler(device: torch.device):
-    """A GradScaler on CUDA (None elsewhere); ``torch.amp.GradScaler`` needs torch >= 2.3, older torch has the
-    same class as ``torch.cuda.amp.GradScaler``."""
-    if device.type != "cuda":
-        return None
-    scaler_class = getattr(torch.amp, "GradScaler", None)
-    return scaler_class("cuda") if scaler_class is not None else torch.cuda.amp.GradScaler()
+from nnunet.training.trainer_loop import TrainingLoop, make_grad_scaler
 
 
 @TRAINERS.register
@@ -232,18 +223,6 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
             "num_val_iterations_per_epoch": self.num_val_iterations_per_epoch, "num_epochs": self.num_epochs,
             "enable_deep_supervision": self.enable_deep_supervision,
             "batch_size": self.configuration_manager.batch_size}})
-
-    def enable_wandb(self, resume: bool) -> None:
-        """Send the logged values to Weights & Biases (see :mod:`nnunet.training.wandb_logger`); first process
-        only."""
-        from nnunet.training.wandb_logger import WandbLogger
-
-        if self.local_rank != 0:
-            return
-        self.logger.add_sink(WandbLogger(self.output_folder, resume))
-        kwargs = self.my_init_kwargs
-        self.logger.update_config({"plans": kwargs["plans"], "configuration": kwargs["configuration"],
-                                   "fold": kwargs["fold"], "dataset": kwargs["dataset_json"]})
 
     def determine_num_input_channels(self) -> int:
         """Image channels, plus one per foreground label for cascaded configurations."""

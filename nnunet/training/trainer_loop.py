@@ -26,8 +26,29 @@ from nnunet.training.pseudo_dice import dice_per_class, validation_counts
 from nnunet.training.validation import ValidationJob, run_final_validation
 
 
+def make_grad_scaler(device: torch.device):
+    """A GradScaler on CUDA (None elsewhere); ``torch.amp.GradScaler`` needs torch >= 2.3, older torch has the
+    same class as ``torch.cuda.amp.GradScaler``."""
+    if device.type != "cuda":
+        return None
+    scaler_class = getattr(torch.amp, "GradScaler", None)
+    return scaler_class("cuda") if scaler_class is not None else torch.cuda.amp.GradScaler()
+
+
 class TrainingLoop:
     """Epoch loop, steps and checkpoints (see the module docstring); not used on its own."""
+
+    def enable_wandb(self, resume: bool) -> None:
+        """Send the logged values to Weights & Biases (see :mod:`nnunet.training.wandb_logger`); first process
+        only."""
+        from nnunet.training.wandb_logger import WandbLogger
+
+        if self.local_rank != 0:
+            return
+        self.logger.add_sink(WandbLogger(self.output_folder, resume))
+        kwargs = self.my_init_kwargs
+        self.logger.update_config({"plans": kwargs["plans"], "configuration": kwargs["configuration"],
+                                   "fold": kwargs["fold"], "dataset": kwargs["dataset_json"]})
 
     # ------------------------------------------------------------------ loop
     def run_training(self) -> None:

@@ -234,7 +234,7 @@ def test_grad_scaler_without_torch_amp_gradscaler(monkeypatch):
     """torch < 2.3 has no torch.amp.GradScaler: the trainer falls back to torch.cuda.amp.GradScaler."""
     import warnings
 
-    from nnunet.training.trainer import make_grad_scaler
+    from nnunet.training.trainer_loop import make_grad_scaler
 
     assert make_grad_scaler(torch.device("cpu")) is None
     cuda_scaler = torch.cuda.amp.GradScaler
