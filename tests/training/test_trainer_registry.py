@@ -207,3 +207,18 @@ def test_probabilistic_oversampling_fraction_follows_the_batch(env):
         assert trainer.configuration_manager.batch_size == batch
         assert trainer.oversample_foreground_percent == pytest.approx(np.mean(
             [j >= round(batch * 0.67) for j in range(batch)]))
+
+
+def test_oversampling_split_over_ddp_ranks(env, monkeypatch):
+    """Positional oversampling: each rank forces its share of the global positions. Probabilistic: the batch is
+    split, the probability stays global (nnU-Net's probabilistic trainers)."""
+    from nnunet.training import ddp
+
+    monkeypatch.setattr(ddp, "rank_and_world", lambda: (1, 2))
+    expected = {"nnUNetTrainer": (1, 1.0), "nnUNetTrainer_probabilisticOversampling": (1, 0.5),
+                "nnUNetTrainer_probabilisticOversampling_010": (1, 0.1)}
+    for name, (batch, fraction) in expected.items():
+        trainer = make_trainer(name, "3d")  # global batch 2: position 1 is forced
+        trainer.is_ddp = True
+        trainer._set_batch_size_and_oversample()
+        assert (trainer.batch_size, trainer.oversample_foreground_percent) == (batch, pytest.approx(fraction)), name

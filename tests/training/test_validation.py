@@ -21,13 +21,6 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def dirs(nnunet_dirs, monkeypatch):
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    monkeypatch.setenv("nnUNet_def_n_proc", "1")
-    return nnunet_dirs
-
-
 def _fold(dirs, trainer: str, fold: str = "fold_0") -> Path:
     return dirs["results"] / "Dataset901_Tiny" / f"{trainer}__nnUNetPlans__3d_fullres" / fold
 
