@@ -169,9 +169,8 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         return {**plans, "configurations": configurations}
 
     def _resolve_device(self, device: torch.device) -> torch.device:
-        if device.type == "cuda":
-            return torch.device("cuda", self.local_rank if self.is_ddp else 0)
-        return device
+        # the GPU of this process on its node (LOCAL_RANK; the global rank would be wrong beyond one node)
+        return ddp.device_for_rank(device)
 
     def _set_folders(self) -> None:
         name = self.plans_manager.dataset_name
@@ -211,7 +210,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         self.optimizer, self.lr_scheduler = self.configure_optimizers()
         if self.is_ddp:
             self.network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.network)
-            device_ids = [self.local_rank] if self.device.type == "cuda" else None
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.network = torch.nn.parallel.DistributedDataParallel(self.network, device_ids=device_ids)
         self.loss = self._build_loss()
         self.was_initialized = True

@@ -18,8 +18,9 @@ import torch
 
 from nnunet.networks.from_plans import unwrap
 from nnunet.training import ddp, run_files
-from nnunet.training.checkpoint import (capture_rng_state, load_checkpoint_file, restore_rng_state,
-                                        save_checkpoint_file, strip_module_prefixes)
+from nnunet.training.checkpoint import (add_rng_states, capture_rng_state, gather_rng_states, load_checkpoint_file,
+                                        restore_rng_state, rng_state_for_rank, save_checkpoint_file,
+                                        strip_module_prefixes)
 from nnunet.training.data.dataset import dataset_format, unpack_npz
 from nnunet.training.data.loader import check_label_values
 from nnunet.training.pseudo_dice import dice_per_class, validation_counts
@@ -222,12 +223,15 @@ class TrainingLoop:
         }
 
     def save_checkpoint(self, filename: str | os.PathLike) -> None:
-        if self.local_rank != 0:
-            return
+        """Rank 0 writes the checkpoint. Every rank must call this (as the epoch loop does): the generator states
+        of all ranks are gathered into it."""
         if self.disable_checkpointing:
             self.print_to_log_file("No checkpoint written, checkpointing is disabled")
             return
-        save_checkpoint_file(self.checkpoint_dict(), filename)
+        rng_states = gather_rng_states()
+        if self.local_rank != 0:
+            return
+        save_checkpoint_file(add_rng_states(self.checkpoint_dict(), rng_states), filename)
 
     def load_checkpoint(self, filename_or_checkpoint: str | os.PathLike | dict) -> None:
         if not self.was_initialized:
@@ -245,7 +249,7 @@ class TrainingLoop:
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         if self.grad_scaler is not None and checkpoint.get("grad_scaler_state") is not None:
             self.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
-        restore_rng_state(checkpoint.get("rng_state"))
+        restore_rng_state(rng_state_for_rank(checkpoint, self.local_rank))
 
     # ------------------------------------------------------------------ validation after training
     def perform_actual_validation(self, save_probabilities: bool = False) -> dict | None:
