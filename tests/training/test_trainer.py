@@ -257,17 +257,21 @@ class CappedBatchTrainer(TinyTestTrainer):
 
 @pytest.mark.slow
 def test_cpu_trial_trainer_runs_and_learns(dirs):
-    """nnUNetTrainerCPUTrial (5 x 25 iterations, batch at most 32) on tiny 2-D data: finishes, the loss falls,
-    and the final validation is written."""
+    """nnUNetTrainerCPUTrial (10 x 60 iterations, batch at most 32): the cap applies, and a shortened run on tiny
+    2-D data finishes, the loss falls and the final validation is written."""
     make_2d_dataset(dirs["preprocessed"])
     trainer_cls = TRAINERS.get("nnUNetTrainerCPUTrial")
-    assert (trainer_cls.num_epochs, trainer_cls.num_iterations_per_epoch, trainer_cls.max_batch_size) == (5, 25, 32)
+    assert (trainer_cls.num_epochs, trainer_cls.num_iterations_per_epoch, trainer_cls.max_batch_size) == (10, 60, 32)
     capped = get_trainer_from_args(902, "2d", 0, "CappedBatchTrainer", device=torch.device("cpu"))
     assert capped.configuration_manager.batch_size == 3  # the plans say 4
     torch.manual_seed(0)
     np.random.seed(0)
-    run_training(902, "2d", 0, "nnUNetTrainerCPUTrial", device="cpu")
+    trainer = get_trainer_from_args(902, "2d", 0, "nnUNetTrainerCPUTrial", device=torch.device("cpu"))
+    assert trainer.configuration_manager.batch_size == 4  # below the cap: the plans' batch
+    trainer.num_epochs, trainer.num_iterations_per_epoch = 4, 25  # keep the test short
+    trainer.run_training()
+    trainer.perform_actual_validation()
     fold = _fold(dirs, "Dataset902_Tiny2d", "nnUNetTrainerCPUTrial", "2d")
     logs = load_checkpoint_file(fold / "checkpoint_final.pth")["logging"]
-    assert len(logs["train_losses"]) == 5 and logs["train_losses"][-1] < logs["train_losses"][0] - 0.2
+    assert len(logs["train_losses"]) == 4 and logs["train_losses"][-1] < logs["train_losses"][0] - 0.2
     assert json.loads((fold / "validation" / "summary.json").read_text())["foreground_mean"]["Dice"] > 0.3
