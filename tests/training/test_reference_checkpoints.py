@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from nnunet.inference.predictor import build_network
 from nnunet.planning.plans import Plans
 from nnunet.training.checkpoint import load_checkpoint_file, strip_module_prefixes
 from tests.conftest import FIXTURES
@@ -26,6 +25,18 @@ REF = json.loads((FIXTURES / "training" / "reference_trainers.json").read_text()
 CHECKPOINTS = FIXTURES / "training" / "reference_checkpoints"
 REF_PYTHON = Path("/work/ref/.venv-ref/bin/python")
 CONFIGS = {"2d": "2d", "3d": "3d"}
+
+
+def build_network(trainer_name: str, plans: Plans, configuration, channels_in: int, channels_out: int):
+    """The inference network the predictor builds for a checkpoint of ``trainer_name``."""
+    try:  # the predictor split by job (inference engineer's branch): model_folder builds through the trainer class
+        from nnunet.inference.model_folder import build_inference_network, find_trainer_class
+    except ImportError:
+        from nnunet.inference.predictor import build_network as build
+
+        return build(trainer_name, plans, configuration, channels_in, channels_out)
+    trainer = find_trainer_class(trainer_name, "checkpoint_final.pth")
+    return build_inference_network(trainer, plans, configuration, channels_in, channels_out)
 
 
 def predictor_network(trainer_name: str, config: str) -> torch.nn.Module:
