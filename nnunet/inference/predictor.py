@@ -33,6 +33,7 @@ from nnunet.inference.export import (convert_predicted_logits_to_segmentation_wi
 from nnunet.inference.sliding_window import sliding_window_logits_with_fallback
 from nnunet.io.dataset_json import load_dataset_json
 from nnunet.planning.plans import Configuration, Plans
+from nnunet.training.checkpoint import load_checkpoint_file
 from nnunet.utils.json import load_json, save_json
 from nnunet.utils.pool import BoundedPool
 
@@ -309,10 +310,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         parameters, first = [], None
         for f in folds:
             path = folder / f"fold_{f}" / checkpoint_name
-            try:
-                checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-            except Exception as e:  # a truncated or foreign file: name it
-                raise ConfigurationError(f"Cannot load the checkpoint {path}: {e}") from None
+            checkpoint = load_checkpoint_file(path)  # as data only: a model folder may come from anywhere
             for key in ("network_weights", "trainer_name", "init_args"):
                 if key not in checkpoint:
                     raise ConfigurationError(f"{path} is not an nnU-Net checkpoint (no {key!r}).")
