@@ -119,12 +119,46 @@ def get_network_from_plans(arch_class_name: str, arch_kwargs: dict[str, Any], ar
     return network
 
 
+def network_from_architecture(architecture: dict[str, Any], num_input_channels: int, num_output_channels: int,
+                              enable_deep_supervision: bool = True) -> torch.nn.Module:
+    """:func:`get_network_from_plans` for a plans ``architecture`` block (initialised)."""
+    return get_network_from_plans(architecture["network_class_name"], architecture["arch_kwargs"],
+                                  architecture.get("_kw_requires_import", ()), num_input_channels,
+                                  num_output_channels, allow_init=True, deep_supervision=enable_deep_supervision)
+
+
 def build_network_for_configuration(configuration, num_input_channels: int, num_output_channels: int,
                                     enable_deep_supervision: bool = True) -> torch.nn.Module:
-    """:func:`get_network_from_plans` for a :class:`nnunet.planning.plans.Configuration`."""
-    return get_network_from_plans(configuration.network_class_name, configuration.arch_kwargs,
-                                  configuration.arch_kwargs_requiring_import, num_input_channels,
-                                  num_output_channels, allow_init=True, deep_supervision=enable_deep_supervision)
+    """:func:`network_from_architecture` for a :class:`nnunet.planning.plans.Configuration`."""
+    return network_from_architecture(configuration.architecture, num_input_channels, num_output_channels,
+                                     enable_deep_supervision)
+
+
+#: normalisation layers a trainer can put in place of the plans' (``norm_op`` attribute), per conv dimension
+NORM_OPS = {"batch": {1: "torch.nn.modules.batchnorm.BatchNorm1d", 2: "torch.nn.modules.batchnorm.BatchNorm2d",
+                      3: "torch.nn.modules.batchnorm.BatchNorm3d"},
+            "instance": {1: "torch.nn.modules.instancenorm.InstanceNorm1d",
+                         2: "torch.nn.modules.instancenorm.InstanceNorm2d",
+                         3: "torch.nn.modules.instancenorm.InstanceNorm3d"}}
+
+
+def architecture_with_norm(architecture: dict[str, Any], norm: str) -> dict[str, Any]:
+    """Copy of a plans architecture block whose ``norm_op`` is the ``norm`` layer matching its ``conv_op``
+    dimension, with ``norm_op_kwargs = {eps: 1e-5, affine: True}`` (nnUNetTrainerBN). The plans are not changed."""
+    kwargs = dict(architecture.get("arch_kwargs", {}))
+    if norm not in NORM_OPS:
+        raise ConfigurationError(f"Unknown norm_op {norm!r}; choose one of {', '.join(NORM_OPS)}.")
+    if "norm_op" not in kwargs or "conv_op" not in kwargs:
+        raise ConfigurationError(f"The architecture {architecture.get('network_class_name')!r} has no norm_op/conv_op "
+                                 f"arguments, so its normalisation cannot be replaced by {norm} normalisation; this "
+                                 f"trainer only works with nnU-Net's U-Net architectures.")
+    conv = kwargs["conv_op"] if isinstance(kwargs["conv_op"], str) else f"{kwargs['conv_op'].__module__}." \
+        f"{kwargs['conv_op'].__name__}"
+    dim = {"Conv1d": 1, "Conv2d": 2, "Conv3d": 3}.get(conv.rsplit(".", 1)[-1])
+    if dim is None:
+        raise ConfigurationError(f"Cannot tell the dimension of conv_op {conv!r} to choose a {norm} norm layer.")
+    kwargs.update(norm_op=NORM_OPS[norm][dim], norm_op_kwargs={"eps": 1e-5, "affine": True})
+    return {**architecture, "arch_kwargs": kwargs}
 
 
 def set_deep_supervision(network: torch.nn.Module, enabled: bool) -> None:

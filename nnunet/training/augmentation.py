@@ -91,10 +91,12 @@ def initial_patch_size(final_patch_size: Sequence[int], rotation_range: RandomSc
     return tuple(int(v) for v in result / min(scale_range))
 
 
-def configure_spatial_augmentation(patch_size: Sequence[int], allow_dummy_2d: bool = True) -> SpatialAugmentationSetup:
+def configure_spatial_augmentation(patch_size: Sequence[int], allow_dummy_2d: bool = True,
+                                   scale_range: Sequence[float] = LEGACY_SCALE_RANGE) -> SpatialAugmentationSetup:
     """Rotation range, dummy-2-D, mirror axes and initial patch size for a configuration's patch size.
 
     ``allow_dummy_2d=False`` never uses dummy-2-D augmentation (3-D patches then always rotate by up to 30 degrees).
+    ``scale_range``: the zoom range the initial patch is enlarged for (DA5 uses (0.7, 1.43)).
     """
     dim = len(patch_size)
     if dim == 2:
@@ -108,7 +110,7 @@ def configure_spatial_augmentation(patch_size: Sequence[int], allow_dummy_2d: bo
     else:
         raise ValueError(f"Patch size must be 2-D or 3-D, got {tuple(patch_size)}.")
     rotation = (-angle, angle)
-    initial = list(initial_patch_size(patch_size, rotation))
+    initial = list(initial_patch_size(patch_size, rotation, scale_range))
     if do_dummy_2d:
         initial[0] = patch_size[0]
     return SpatialAugmentationSetup(rotation, do_dummy_2d, tuple(initial), mirror_axes)
@@ -125,12 +127,24 @@ def _bg_contrast(range_: tuple[float, float]) -> BGContrast:
     return BGContrast(range_)
 
 
+def interpolation_mode(order: int) -> str:
+    """batchgeneratorsv2's name for an interpolation order: 0 nearest, 1 (bi/tri)linear."""
+    if order not in (0, 1):
+        raise ValueError(f"Interpolation order must be 0 (nearest) or 1 (linear), got {order}.")
+    return "nearest" if order == 0 else "bilinear"
+
+
 def get_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomScalar,  # noqa: N803
                             deep_supervision_scales: Sequence | None, mirror_axes: Sequence[int] | None,
                             do_dummy_2d_data_aug: bool, use_mask_for_norm: Sequence[bool] | None = None,
                             is_cascaded: bool = False, foreground_labels: Sequence[int] | None = None,
-                            regions: Sequence | None = None, ignore_label: int | None = None) -> BasicTransform:
-    """The per-sample training pipeline of spec 8.6 (same arguments as nnU-Net's trainer method)."""
+                            regions: Sequence | None = None, ignore_label: int | None = None, seg_order: int = 1,
+                            cascade_p_per_label: float = 0.5) -> BasicTransform:
+    """The per-sample training pipeline of spec 8.6 (same arguments as nnU-Net's trainer method).
+
+    ``seg_order`` 0 resamples the segmentation with nearest neighbour in the spatial transform (nnU-Net's
+    ``DASegOrd0`` trainers, which also apply the cascade's morphology with ``cascade_p_per_label`` 1).
+    """
     transforms: list[BasicTransform] = []
     if do_dummy_2d_data_aug:
         transforms.append(Convert3DTo2DTransform())
@@ -142,7 +156,7 @@ def get_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomSc
     transforms.append(SpatialTransform(
         spatial_patch, patch_center_dist_from_border=0, random_crop=False, p_elastic_deform=0,
         p_rotation=0.2, rotation=rotation_for_DA, p_scaling=0.2, scaling=(0.7, 1.4),
-        p_synchronize_scaling_across_axes=1, bg_style_seg_sampling=False,
+        p_synchronize_scaling_across_axes=1, bg_style_seg_sampling=False, mode_seg=interpolation_mode(seg_order),
         border_mode_seg="constant", padding_value_seg=-1))
     if do_dummy_2d_data_aug:
         transforms.append(Convert2DTo3DTransform())
@@ -176,8 +190,8 @@ def get_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomSc
                                              channel_idx_in_seg=0, set_outside_to=0))
     transforms.append(RemoveLabelTransform(-1, 0))
     if is_cascaded:
-        transforms += _cascade_transforms(foreground_labels, augment=True)
-    transforms += _target_transforms(deep_supervision_scales, regions, ignore_label)
+        transforms += cascade_transforms(foreground_labels, augment=True, p_per_label=cascade_p_per_label)
+    transforms += target_transforms(deep_supervision_scales, regions, ignore_label)
     return ComposeTransforms(transforms)
 
 
@@ -187,12 +201,15 @@ def get_validation_transforms(deep_supervision_scales: Sequence | None, is_casca
     """Validation pipeline: remove the -1 label, cascade input, regions, deep-supervision targets."""
     transforms: list[BasicTransform] = [RemoveLabelTransform(-1, 0)]
     if is_cascaded:
-        transforms += _cascade_transforms(foreground_labels, augment=False)
-    transforms += _target_transforms(deep_supervision_scales, regions, ignore_label)
+        transforms += cascade_transforms(foreground_labels, augment=False)
+    transforms += target_transforms(deep_supervision_scales, regions, ignore_label)
     return ComposeTransforms(transforms)
 
 
-def _cascade_transforms(foreground_labels: Sequence[int] | None, augment: bool) -> list[BasicTransform]:
+def cascade_transforms(foreground_labels: Sequence[int] | None, augment: bool,
+                       p_per_label: float = 0.5) -> list[BasicTransform]:
+    """Previous-stage segmentation -> one-hot input channels; with ``augment`` also random morphology (p 0.4) and
+    removal of a connected component (p 0.2), each label visited with ``p_per_label``."""
     if not foreground_labels:
         raise ValueError("Cascade augmentation needs the dataset's foreground labels.")
     n = len(foreground_labels)
@@ -202,16 +219,17 @@ def _cascade_transforms(foreground_labels: Sequence[int] | None, augment: bool) 
         onehot_channels = list(range(-n, 0))
         out += [
             RandomTransform(ApplyRandomBinaryOperatorTransform(channel_idx=onehot_channels, strel_size=(1, 8),
-                                                               p_per_label=0.5), apply_probability=0.4),
+                                                               p_per_label=p_per_label), apply_probability=0.4),
             RandomTransform(RemoveRandomConnectedComponentFromOneHotEncodingTransform(
                 channel_idx=onehot_channels, fill_with_other_class_p=0, dont_do_if_covers_more_than_x_percent=0.15,
-                p_per_label=0.5), apply_probability=0.2),
+                p_per_label=p_per_label), apply_probability=0.2),
         ]
     return out
 
 
-def _target_transforms(ds_scales: Sequence | None, regions: Sequence | None,
-                       ignore_label: int | None) -> list[BasicTransform]:
+def target_transforms(ds_scales: Sequence | None, regions: Sequence | None,
+                      ignore_label: int | None) -> list[BasicTransform]:
+    """Labels -> region channels (with the ignore label as a last channel), then deep-supervision targets."""
     out: list[BasicTransform] = []
     if regions is not None:
         region_list = list(regions) + ([ignore_label] if ignore_label is not None else [])

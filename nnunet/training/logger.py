@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nnunet.utils.files import publish
+
 LOGGED_KEYS = ("mean_fg_dice", "ema_fg_dice", "dice_per_class_or_region", "train_losses", "val_losses", "lrs",
                "epoch_start_timestamps", "epoch_end_timestamps")
 
@@ -105,11 +107,11 @@ class MetricsLogger:
         ax.set_ylabel("learning rate")
         ax.legend(loc=(0, 1))
         plt.tight_layout()
-        target = Path(output_folder) / "progress.png"
-        tmp = target.with_name(".progress.partial.png")
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, target)
+        try:
+            with publish(Path(output_folder) / "progress.png") as tmp:
+                fig.savefig(tmp)
+        finally:
+            plt.close(fig)
 
 
 def log_file_name(timestamp: datetime) -> str:

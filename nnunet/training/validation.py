@@ -1,29 +1,80 @@
-"""Full-case validation after training (spec 8.11).
+"""Full-case validation after training (spec 8.11), from explicit inputs (:class:`ValidationJob`).
 
-The trainer's in-memory network predicts every validation case of its fold with the sliding-window predictor
-(step 0.5, Gaussian weighting, mirroring over the trainer's axes). Predictions are exported in the original
-geometry to ``fold_x/validation`` (``--npz``: probabilities too) and scored against
+The network predicts every validation case of the fold with the sliding-window predictor (step 0.5, Gaussian
+weighting, mirroring over the trainer's axes). Predictions are exported in the original geometry to
+``fold_x/validation`` (``--npz``: probabilities too) and scored against
 ``nnUNet_preprocessed/DatasetXXX/gt_segmentations`` into ``validation/summary.json``. For configurations with a
 next stage (3d_lowres -> 3d_cascade_fullres) the logits are also resampled to that stage's preprocessed shape and
 saved as label maps in ``predicted_next_stage/{next}/{ID}.b2nd``.
+
+What we add to nnU-Net's validation:
+
+* a progress bar with the case count and an ETA;
+* resume: ``validation/.validation_state.json`` records a fingerprint of the weights that produced the exports.
+  A later validation with the same weights (``--c`` after an interruption, or ``--val``) keeps the cases whose
+  files are already there (exports are written atomically, so a present file is complete) and predicts the rest;
+  other weights predict every case again;
+* DDP cannot hang on an uneven split: every rank passes the same number of periodic barriers, counted from the
+  smallest share of cases (nnU-Net's rule), so the last barrier of the larger shares is never waited for alone.
 """
 from __future__ import annotations
 
-import os
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
+from nnunet.planning.plans import Configuration, Plans
 from nnunet.training import ddp
 from nnunet.training.data.dataset import PreprocessedDataset, save_previous_stage_seg
+from nnunet.utils.files import atomic_write_bytes
 from nnunet.utils.pool import BoundedPool
 
-if TYPE_CHECKING:
-    from nnunet.training.trainer import nnUNetTrainer
+STATE_FILE = ".validation_state.json"
+
+
+@dataclass
+class ValidationJob:
+    """Everything the final validation reads; the trainer fills it in (``perform_actual_validation``).
+
+    Attributes:
+        network: the trained network, in eval mode with deep supervision off.
+        case_keys: all validation cases of the fold, in the same order on every DDP rank.
+        preprocessed_root: ``nnUNet_preprocessed/DatasetXXX`` (cases, ``gt_segmentations``, next-stage data).
+        fold_folder: ``nnUNet_results/DatasetXXX/{trainer}__{plans}__{configuration}/fold_x``.
+        previous_stage_folder: cascades only, the previous stage's predictions for this configuration.
+        barrier_every: DDP ranks meet every this many cases (keeps NCCL from timing out on long validations).
+        log: ``log(*parts, also_print_to_console=...)``, the trainer's log file.
+    """
+
+    network: torch.nn.Module
+    plans: Plans
+    configuration: Configuration
+    dataset_json: dict[str, Any]
+    trainer_name: str
+    mirror_axes: Sequence[int] | None
+    device: torch.device
+    case_keys: list[str]
+    preprocessed_root: Path
+    fold_folder: Path
+    previous_stage_folder: Path | None = None
+    save_probabilities: bool = False
+    barrier_every: int = 20
+    log: Callable[..., None] = field(default=lambda *a, **k: print(*a))
+
+    @property
+    def output_folder(self) -> Path:
+        return self.fold_folder / "validation"
+
+    def next_stage_file(self, next_stage: str, key: str) -> Path:
+        return self.fold_folder.parent / "predicted_next_stage" / next_stage / f"{key}.b2nd"
 
 
 def one_hot_previous_stage(seg_prev: np.ndarray, foreground_labels: list[int]) -> np.ndarray:
@@ -44,81 +95,128 @@ def resample_logits_for_next_stage(logits: np.ndarray, target_shape: list[int], 
     return seg.astype(np.uint8 if len(label_manager.foreground_labels) < 255 else np.uint16)
 
 
-def run_final_validation(trainer: "nnUNetTrainer", save_probabilities: bool = False) -> dict[str, Any] | None:
-    """Predict, export and evaluate the validation cases of the trainer's fold. Returns the summary (rank 0)."""
-    from nnunet.evaluation.evaluate import compute_metrics_on_folder, evaluated_labels
-    from nnunet.inference.export import export_prediction_from_logits
-    from nnunet.inference.predictor import nnUNetPredictor
-    from nnunet.io.readers import reader_class
-    from nnunet.networks.from_plans import unwrap
+def barrier_positions(num_cases: int, world_size: int, every: int) -> set[int]:
+    """Case positions (within a rank's share) after which all ranks meet. Counted up to the smallest share
+    (``num_cases // world_size``) so that every rank reaches each of them."""
+    smallest_share = num_cases // world_size
+    return {i for i in range(smallest_share) if (i + 1) % every == 0}
 
-    trainer.set_deep_supervision_enabled(False)
-    trainer.network.eval()
-    plans, configuration, lm = trainer.plans_manager, trainer.configuration_manager, trainer.label_manager
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
-                                perform_everything_on_device=True, device=trainer.device, verbose=False,
-                                allow_tqdm=False)
-    predictor.manual_initialization(unwrap(trainer.network), plans, configuration, None, trainer.dataset_json,
-                                    type(trainer).__name__, trainer.inference_allowed_mirroring_axes)
-    output_folder = trainer.output_folder / "validation"
-    output_folder.mkdir(parents=True, exist_ok=True)
-    _, val_keys = trainer.do_split()
+
+def weights_fingerprint(network: torch.nn.Module, mirror_axes: Sequence[int] | None) -> str:
+    """Hash of the parameters and buffers (and the test-time mirroring), naming the weights that made an export."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(None if mirror_axes is None else tuple(int(a) for a in mirror_axes)).encode())
+    for key, tensor in network.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _case_done(job: ValidationJob, key: str) -> bool:
+    base = job.output_folder / key
+    if not Path(f"{base}{job.dataset_json['file_ending']}").is_file():
+        return False
+    if job.save_probabilities and not Path(f"{base}.npz").is_file():
+        return False
+    return all(job.next_stage_file(n, key).is_file() for n in job.configuration.next_stage_names)
+
+
+def cases_to_skip(job: ValidationJob, fingerprint: str, keys: Sequence[str]) -> set[str]:
+    """The cases of ``keys`` already exported with the same weights (none if the weights differ)."""
+    state_file = job.output_folder / STATE_FILE
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(state, dict) or state.get("weights") != fingerprint:
+        return set()
+    return {k for k in keys if _case_done(job, k)}
+
+
+def run_final_validation(job: ValidationJob) -> dict[str, Any] | None:
+    """Predict, export and evaluate the validation cases. Returns the summary on rank 0 (None elsewhere)."""
     rank, world = ddp.rank_and_world()
-    val_keys = val_keys[rank::world]
-    dataset = PreprocessedDataset(trainer.preprocessed_dataset_folder, val_keys,
-                                  trainer.folder_with_segs_from_previous_stage)
-    num_export_processes = default_num_processes()
-    with BoundedPool(num_export_processes if num_export_processes > 1 else 0, "validation export",
-                     "set nnUNet_def_n_proc to a smaller number") as exports:
-        for i, key in enumerate(val_keys):
-            data, _, seg_prev, properties = dataset.load_case(key)
-            data = np.asarray(data[:])
-            if trainer.is_cascaded:
-                data = np.concatenate((data, one_hot_previous_stage(seg_prev[:], lm.foreground_labels)))
-            trainer.print_to_log_file(f"predicting {key}")
-            logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data)).float().numpy()
-            exports.submit(export_prediction_from_logits, logits, properties, configuration, plans,
-                           trainer.dataset_json, str(output_folder / key), save_probabilities)
-            _save_next_stage_predictions(trainer, key, logits)
-            if world > 1 and (i + 1) % 20 == 0:
-                ddp.barrier()
+    job.output_folder.mkdir(parents=True, exist_ok=True)
+    keys = job.case_keys[rank::world]
+    fingerprint = weights_fingerprint(job.network, job.mirror_axes)
+    done = cases_to_skip(job, fingerprint, keys)
+    ddp.barrier()  # every rank has read the old state before rank 0 replaces it
+    if rank == 0:
+        atomic_write_bytes(job.output_folder / STATE_FILE, json.dumps({"weights": fingerprint}).encode())
+    if done:
+        job.log(f"Validation: {len(done)} of {len(keys)} cases were already exported with these weights; "
+                f"predicting the other {len(keys) - len(done)}.")
+    _predict_cases(job, keys, done, barrier_positions(len(job.case_keys), world, job.barrier_every))
     ddp.barrier()
-    summary = None
-    if trainer.local_rank == 0:
-        gt_folder = trainer.preprocessed_dataset_folder_base / "gt_segmentations"
-        if not gt_folder.is_dir():
-            raise NnunetError(f"{gt_folder} does not exist; it is written by preprocessing and needed to evaluate "
-                              f"the validation predictions.")
-        summary = compute_metrics_on_folder(gt_folder, output_folder, output_folder / "summary.json",
-                                            reader_class(plans.image_reader_writer)(),
-                                            trainer.dataset_json["file_ending"], evaluated_labels(lm),
-                                            lm.ignore_label, num_processes=default_num_processes(), chill=True)
-        for label, metrics in summary["mean"].items():
-            trainer.logger.log_summary(f"final_val/class_{label}_dice", metrics["Dice"])
-        trainer.logger.log_summary("final_val/foreground_dice", summary["foreground_mean"]["Dice"])
-        trainer.print_to_log_file("Validation complete", also_print_to_console=True)
-        trainer.print_to_log_file("Mean Validation Dice: ", summary["foreground_mean"]["Dice"],
-                                  also_print_to_console=True)
-    trainer.set_deep_supervision_enabled(True)
-    return summary
+    return _evaluate(job) if rank == 0 else None
 
 
-def _save_next_stage_predictions(trainer: "nnUNetTrainer", key: str, logits: np.ndarray) -> None:
-    for next_stage in trainer.configuration_manager.next_stage_names:
-        next_config = trainer.plans_manager.configuration(next_stage)
-        folder = trainer.preprocessed_dataset_folder_base / next_config.data_identifier
+def _predictor(job: ValidationJob):
+    from nnunet.inference.predictor import nnUNetPredictor
+
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
+                                perform_everything_on_device=True, device=job.device, verbose=False,
+                                allow_tqdm=False)
+    predictor.manual_initialization(job.network, job.plans, job.configuration, None, job.dataset_json,
+                                    job.trainer_name, job.mirror_axes)
+    return predictor
+
+
+def _predict_cases(job: ValidationJob, keys: list[str], done: set[str], barriers: set[int]) -> None:
+    from nnunet.inference.export import export_prediction_from_logits
+
+    predictor = _predictor(job)
+    dataset = PreprocessedDataset(job.preprocessed_root / job.configuration.data_identifier, keys,
+                                  job.previous_stage_folder)
+    label_manager = job.plans.label_manager(job.dataset_json)
+    processes = default_num_processes()
+    bar = tqdm(total=len(keys), initial=len(done), desc="Validation", unit="case",
+               disable=ddp.rank_and_world()[0] != 0)
+    with bar, BoundedPool(processes if processes > 1 else 0, "validation export",
+                          "set nnUNet_def_n_proc to a smaller number") as exports:
+        for i, key in enumerate(keys):
+            if key not in done:
+                job.log(f"predicting {key}", also_print_to_console=False)
+                data, _, seg_prev, properties = dataset.load_case(key)
+                data = np.asarray(data[:])
+                if seg_prev is not None:
+                    data = np.concatenate((data, one_hot_previous_stage(seg_prev[:], label_manager.foreground_labels)))
+                logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data)).float().numpy()
+                exports.submit(export_prediction_from_logits, logits, properties, job.configuration, job.plans,
+                               job.dataset_json, str(job.output_folder / key), job.save_probabilities)
+                _save_next_stage_predictions(job, key, logits, label_manager)
+                bar.update()
+            if i in barriers:
+                ddp.barrier()
+
+
+def _save_next_stage_predictions(job: ValidationJob, key: str, logits: np.ndarray, label_manager) -> None:
+    for next_stage in job.configuration.next_stage_names:
+        next_config = job.plans.configuration(next_stage)
+        folder = job.preprocessed_root / next_config.data_identifier
         try:
             next_data, _, _, _ = PreprocessedDataset(folder, [key]).load_case(key)
         except NnunetError:
-            trainer.print_to_log_file(f"Predicting the next stage {next_stage} failed for case {key}: its "
-                                      f"preprocessed data is not in {folder}. Run the preprocessing for "
-                                      f"{next_stage} first. Skipping.")
+            job.log(f"Predicting the next stage {next_stage} failed for case {key}: its preprocessed data is not "
+                    f"in {folder}. Run the preprocessing for {next_stage} first. Skipping.")
             continue
-        seg = resample_logits_for_next_stage(logits, list(next_data.shape[1:]), trainer.configuration_manager,
-                                             trainer.label_manager)
-        target = trainer.output_folder_base / "predicted_next_stage" / next_stage / f"{key}.b2nd"
-        save_previous_stage_seg(seg, target)
+        seg = resample_logits_for_next_stage(logits, list(next_data.shape[1:]), job.configuration, label_manager)
+        save_previous_stage_seg(seg, job.next_stage_file(next_stage, key))
 
 
-def validation_done(output_folder: str | os.PathLike) -> bool:
-    return (Path(output_folder) / "validation" / "summary.json").is_file()
+def _evaluate(job: ValidationJob) -> dict[str, Any]:
+    from nnunet.evaluation.evaluate import compute_metrics_on_folder, evaluated_labels
+    from nnunet.io.readers import reader_class
+
+    gt_folder = job.preprocessed_root / "gt_segmentations"
+    if not gt_folder.is_dir():
+        raise NnunetError(f"{gt_folder} does not exist; it is written by preprocessing and needed to evaluate the "
+                          f"validation predictions.")
+    label_manager = job.plans.label_manager(job.dataset_json)
+    summary = compute_metrics_on_folder(gt_folder, job.output_folder, job.output_folder / "summary.json",
+                                        reader_class(job.plans.image_reader_writer)(),
+                                        job.dataset_json["file_ending"], evaluated_labels(label_manager),
+                                        label_manager.ignore_label, num_processes=default_num_processes(), chill=True)
+    job.log("Validation complete", also_print_to_console=True)
+    job.log("Mean Validation Dice: ", summary["foreground_mean"]["Dice"], also_print_to_console=True)
+    return summary

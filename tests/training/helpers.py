@@ -161,3 +161,37 @@ class SlowTinyTestTrainer(TinyTestTrainer):
 
         super().on_epoch_end()
         time.sleep(0.5)
+
+
+@TRAINERS.register
+class OddValidationTrainer(TinyTestTrainer):
+    """One short epoch; DDP ranks meet after every validation case, so an uneven split of the validation cases
+    over the ranks would leave one rank waiting at a barrier the other never reaches."""
+
+    num_epochs = 1
+    num_iterations_per_epoch = 2
+    num_val_iterations_per_epoch = 1
+    validation_barrier_every = 1
+
+
+@TRAINERS.register
+class SlowValidationTrainer(TinyTestTrainer):
+    """Pauses before predicting each validation case, so a test can kill the process mid-validation."""
+
+    num_epochs = 1
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        import time
+
+        log = self.print_to_log_file
+
+        def slow_log(*args, **kwargs):
+            if args and str(args[0]).startswith("predicting "):
+                time.sleep(0.7)
+            log(*args, **kwargs)
+
+        self.print_to_log_file = slow_log
+        try:
+            return super().perform_actual_validation(save_probabilities)
+        finally:
+            self.print_to_log_file = log

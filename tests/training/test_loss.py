@@ -91,6 +91,6 @@ def test_single_term_variants():
     dice_only = DiceCELoss({"batch_dice": False, "do_bg": False, "smooth": 1e-5}, {}, weight_ce=0)
     dice = SoftDiceLoss(lambda x: torch.softmax(x, 1), batch_dice=False, do_bg=False, smooth=1e-5)
     assert float(dice_only(logits, target)) == pytest.approx(float(dice(logits, target)), rel=1e-6)
-    assert TRAINERS.get("nnUNetTrainerCELoss").loss_weight_dice == 0
-    assert TRAINERS.get("nnUNetTrainerDiceLoss").loss_weight_ce == 0
+    assert TRAINERS.get("nnUNetTrainerCELoss").loss_name == "ce"
+    assert TRAINERS.get("nnUNetTrainerDiceLoss").loss_name == "dice"
     assert TRAINERS.get("nnUNetTrainerDiceCELoss_noSmooth").dice_smooth == 0

@@ -66,3 +66,44 @@ def test_unknown_class_and_import_errors():
     kwargs = dict(arch["arch_kwargs"], conv_op="torch.nn.NoSuchConv")
     with pytest.raises(ConfigurationError, match="NoSuchConv"):
         get_network_from_plans(arch["network_class_name"], kwargs, arch["_kw_requires_import"], 1, 2)
+
+
+def test_primus_builds_on_a_cpu_only_torch():
+    """A fresh process imports Primus (timm -> torchvision) and runs it, also where PyPI's CUDA-built torchvision
+    cannot load its operators beside the CPU torch (then nnunet declares the two operator schemas that
+    torchvision's import registers fake kernels for)."""
+    import subprocess
+    import sys
+
+    plain = subprocess.run([sys.executable, "-c", "import torchvision"], capture_output=True, text=True)
+    code = ("import torch; from nnunet.networks.primus import build_primus; "
+            "net = build_primus('PrimusV2S', {}, 1, 2, (16, 16, 16)); "
+            "print(type(net).__name__, tuple(net(torch.zeros(1, 1, 16, 16, 16)).shape))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "PrimusV2S (1, 2, 16, 16, 16)" in res.stdout
+    if plain.returncode != 0:  # the situation the guard is for
+        assert "torchvision::nms" in plain.stderr
+
+
+def test_primus_refuses_2d_and_odd_patch_sizes():
+    from nnunet.networks.primus import check_primus_patch_size
+
+    with pytest.raises(ConfigurationError, match="3-D configuration"):
+        check_primus_patch_size([64, 64], "2d")
+    with pytest.raises(ConfigurationError, match="divisible by 8"):
+        check_primus_patch_size([20, 64, 64], "3d_fullres")
+    check_primus_patch_size([64, 64, 64])
+
+
+def test_batchnorm_architecture_leaves_the_plans_alone():
+    from nnunet.networks.from_plans import architecture_with_norm
+
+    arch = REF["cases"]["plain_3d"]["arch"]
+    before = json.dumps(arch, sort_keys=True)
+    bn = architecture_with_norm(arch, "batch")
+    assert bn["arch_kwargs"]["norm_op"] == "torch.nn.modules.batchnorm.BatchNorm3d"
+    assert bn["arch_kwargs"]["norm_op_kwargs"] == {"eps": 1e-5, "affine": True}
+    assert json.dumps(arch, sort_keys=True) == before
+    with pytest.raises(ConfigurationError, match="norm_op"):
+        architecture_with_norm({"network_class_name": "x.Primus", "arch_kwargs": {}}, "batch")

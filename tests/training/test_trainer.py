@@ -24,13 +24,6 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def dirs(nnunet_dirs, monkeypatch):
-    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    monkeypatch.setenv("nnUNet_def_n_proc", "1")
-    return nnunet_dirs
-
-
 @TRAINERS.register
 class LossTestTrainer(TinyTestTrainer):
     num_epochs = 3
@@ -229,3 +222,56 @@ def test_ctrl_c_before_training_names_no_checkpoint(monkeypatch, capsys):
     assert train_main(["901", "3d_fullres", "0", "-device", "cpu"]) == 130
     err = capsys.readouterr().err
     assert "nothing was written" in err and "--c" not in err and "Traceback" not in err
+
+
+def test_grad_scaler_without_torch_amp_gradscaler(monkeypatch):
+    """torch < 2.3 has no torch.amp.GradScaler: the trainer falls back to torch.cuda.amp.GradScaler."""
+    import warnings
+
+    from nnunet.training.trainer_loop import make_grad_scaler
+
+    assert make_grad_scaler(torch.device("cpu")) is None
+    cuda_scaler = torch.cuda.amp.GradScaler
+    monkeypatch.delattr(torch.amp, "GradScaler")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated on new torch; "CUDA not available" on this machine
+        scaler = make_grad_scaler(torch.device("cuda"))
+    assert type(scaler) is cuda_scaler
+
+
+def test_empty_training_split_is_refused(dirs):
+    make_3d_dataset(dirs["preprocessed"], shape=(16, 16, 16), patch=(16, 16, 16))
+    splits = dirs["preprocessed"] / "Dataset901_Tiny" / "splits_final.json"
+    splits.write_text(json.dumps([{"train": [], "val": ["case_000"]}]))
+    trainer = get_trainer_from_args(901, "3d_fullres", 0, "TinyTestTrainer", device=torch.device("cpu"))
+    from nnunet.errors import DatasetError
+
+    with pytest.raises(DatasetError, match="no training cases.*'train' list"):
+        trainer.do_split()
+
+
+@TRAINERS.register
+class CappedBatchTrainer(TinyTestTrainer):
+    max_batch_size = 3
+
+
+@pytest.mark.slow
+def test_cpu_trial_trainer_runs_and_learns(dirs):
+    """nnUNetTrainerCPUTrial (10 x 60 iterations, batch at most 32): the cap applies, and a shortened run on tiny
+    2-D data finishes, the loss falls and the final validation is written."""
+    make_2d_dataset(dirs["preprocessed"])
+    trainer_cls = TRAINERS.get("nnUNetTrainerCPUTrial")
+    assert (trainer_cls.num_epochs, trainer_cls.num_iterations_per_epoch, trainer_cls.max_batch_size) == (10, 60, 32)
+    capped = get_trainer_from_args(902, "2d", 0, "CappedBatchTrainer", device=torch.device("cpu"))
+    assert capped.configuration_manager.batch_size == 3  # the plans say 4
+    torch.manual_seed(0)
+    np.random.seed(0)
+    trainer = get_trainer_from_args(902, "2d", 0, "nnUNetTrainerCPUTrial", device=torch.device("cpu"))
+    assert trainer.configuration_manager.batch_size == 4  # below the cap: the plans' batch
+    trainer.num_epochs, trainer.num_iterations_per_epoch = 4, 25  # keep the test short
+    trainer.run_training()
+    trainer.perform_actual_validation()
+    fold = _fold(dirs, "Dataset902_Tiny2d", "nnUNetTrainerCPUTrial", "2d")
+    logs = load_checkpoint_file(fold / "checkpoint_final.pth")["logging"]
+    assert len(logs["train_losses"]) == 4 and logs["train_losses"][-1] < logs["train_losses"][0] - 0.2
+    assert json.loads((fold / "validation" / "summary.json").read_text())["foreground_mean"]["Dice"] > 0.3

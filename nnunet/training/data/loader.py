@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from nnunet.errors import DatasetError
 from nnunet.io.labels import LabelManager
 from nnunet.training.data.dataset import PreprocessedDataset
 
@@ -91,6 +92,36 @@ def crop_and_pad(array: Any, bbox: Sequence[Sequence[int]], pad_value: float, dt
     if any(p != (0, 0) for p in pads):
         cropped = np.pad(cropped, pads, mode="constant", constant_values=pad_value)
     return cropped
+
+
+def check_label_values(batch: dict[str, Any], label_manager: LabelManager, folder: Any = None) -> None:
+    """Refuse a batch whose targets hold a label that dataset.json does not declare, naming the case(s).
+
+    Only label training is checked (region training maps labels to region channels before this point, where an
+    undeclared label silently becomes background, as in nnU-Net). Without the check such a value crashes the loss
+    with an index error (a device-side assert on CUDA) that names neither the case nor the label. Checked in the
+    main process, per batch: a max and a min over the full-resolution targets.
+    """
+    if label_manager.has_regions:
+        return
+    target = batch["target"][0] if isinstance(batch["target"], list) else batch["target"]
+    allowed = set(label_manager.all_labels) | ({label_manager.ignore_label} if label_manager.has_ignore_label else set())
+    if int(target.min()) >= 0 and int(target.max()) <= max(allowed):
+        return
+    flat = target.reshape(target.shape[0], -1)
+    bad = {}
+    for key, sample in zip(batch.get("keys", [None] * target.shape[0]), flat):
+        values = sorted(set(torch.unique(sample).tolist()) - allowed)
+        if values:
+            bad[str(key)] = values
+    if not bad:
+        return
+    cases = "; ".join(f"{key}: {', '.join(str(int(v)) for v in values)}" for key, values in bad.items())
+    where = f" in {folder}" if folder is not None else ""
+    raise DatasetError(f"Segmentation values that dataset.json does not declare (labels: "
+                       f"{sorted(label_manager.all_labels)}) in the preprocessed case(s){where}: {cases}. Fix the "
+                       f"label files (nnUNet_plan_and_preprocess --verify_dataset_integrity lists them) or declare the "
+                       f"labels in dataset.json, then preprocess again.")
 
 
 class PatchLoader:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nnunet.training.loss.cross_entropy import LabelMapCrossEntropy
 from nnunet.training.loss.dice import SoftDiceLoss, softmax_channels
 
 
@@ -15,18 +16,21 @@ class DiceCELoss(nn.Module):
 
     Args:
         soft_dice_kwargs: keyword arguments of :class:`SoftDiceLoss` (batch_dice, do_bg, smooth, ddp).
-        ce_kwargs: keyword arguments of ``torch.nn.CrossEntropyLoss``.
+        ce_kwargs: keyword arguments of ``ce_class``.
+        ce_class: the cross-entropy term (:class:`~nnunet.training.loss.cross_entropy.LabelMapCrossEntropy`, or
+            :class:`~nnunet.training.loss.cross_entropy.TopKCrossEntropy` for Dice + top-k CE).
     """
 
     def __init__(self, soft_dice_kwargs: dict, ce_kwargs: dict, weight_ce: float = 1, weight_dice: float = 1,
-                 ignore_label: int | None = None, dice_class: type = SoftDiceLoss):
+                 ignore_label: int | None = None, dice_class: type = SoftDiceLoss,
+                 ce_class: type = LabelMapCrossEntropy):
         super().__init__()
         if ignore_label is not None:
             ce_kwargs = {**ce_kwargs, "ignore_index": ignore_label}
         self.weight_ce = weight_ce
         self.weight_dice = weight_dice
         self.ignore_label = ignore_label
-        self.ce = nn.CrossEntropyLoss(**ce_kwargs)
+        self.ce = ce_class(**ce_kwargs)
         self.dc = dice_class(apply_nonlin=softmax_channels, **soft_dice_kwargs)
 
     def forward(self, net_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -40,7 +44,7 @@ class DiceCELoss(nn.Module):
             mask, target_dice, num_annotated = None, target, None
         dc_loss = self.dc(net_output, target_dice, loss_mask=mask) if self.weight_dice != 0 else 0
         use_ce = self.weight_ce != 0 and (num_annotated is None or num_annotated > 0)
-        ce_loss = self.ce(net_output, target[:, 0].long()) if use_ce else 0
+        ce_loss = self.ce(net_output, target) if use_ce else 0
         total = self.weight_ce * ce_loss + self.weight_dice * dc_loss
         return total if isinstance(total, torch.Tensor) else net_output.sum() * 0  # keep a graph to backpropagate
 

@@ -6,6 +6,7 @@ import socket
 
 import torch
 
+from nnunet.errors import ConfigurationError
 from nnunet.registry import TRAINERS
 from nnunet.training import ddp
 from nnunet.training.trainer import nnUNetTrainer
@@ -18,10 +19,8 @@ from nnunet.utils.json import load_json, save_json
 class nnUNetTrainerBenchmark_5epochs(nnUNetTrainer):
     num_epochs = 5
     disable_checkpointing = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.crashed_with_runtime_error = False
+    #: set when the training stopped with a RuntimeError (e.g. out of memory); recorded instead of a time
+    crashed_with_runtime_error = False
 
     def perform_actual_validation(self, save_probabilities: bool = False) -> None:
         return None
@@ -30,6 +29,9 @@ class nnUNetTrainerBenchmark_5epochs(nnUNetTrainer):
         return None
 
     def run_training(self) -> None:
+        if self.fold != 0:
+            raise ConfigurationError(f"{type(self).__name__} writes its result to fold_0/benchmark_result.json; run it "
+                                     f"with fold 0 (got fold {self.fold}).")
         try:
             super().run_training()
         except RuntimeError as e:  # e.g. out of memory: record the failure instead of a time
