@@ -10,7 +10,6 @@ small ``determine_*`` / ``*_exceeds_budget`` methods; see :mod:`nnunet.planning.
 from __future__ import annotations
 
 import logging
-import shutil
 import warnings
 from copy import deepcopy
 from pathlib import Path
@@ -32,6 +31,7 @@ from nnunet.planning.topology import (UNLIMITED_POOLING, Topology, features_per_
                                       initial_patch_size)
 from nnunet.planning.vram import feature_map_size
 from nnunet.registry import PLANNERS
+from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json
 
 logger = logging.getLogger(__name__)
@@ -356,7 +356,7 @@ class ExperimentPlanner:
             "foreground_intensity_properties_per_channel":
                 deepcopy(self.fingerprint["foreground_intensity_properties_per_channel"]),
         }
-        shutil.copy(self.raw_dataset_folder / "dataset.json", self.preprocessed_folder / "dataset.json")
+        copy_file(self.raw_dataset_folder / "dataset.json", self.preprocessed_folder / "dataset.json")
         self.plans = self.save_plans(plans)
         return self.plans
 

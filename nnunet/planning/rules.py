@@ -5,7 +5,6 @@ No file access except :func:`copy_splits_file`; :class:`nnunet.planning.planner.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from nnunet.constants import ANISO_THRESHOLD
 from nnunet.errors import ConfigurationError, DatasetError
+from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json
 
 #: channel name (casefolded) -> normalization class; every other name gets Z-score normalization
@@ -100,7 +100,7 @@ def lowres_spacing_step(spacing: np.ndarray, factor: float) -> np.ndarray:
 def copy_splits_file(source: Path, target: Path) -> None:
     """Copy the raw dataset's splits_final.json unless the target exists; then every source split must match it."""
     if not target.is_file():
-        shutil.copy(source, target)
+        copy_file(source, target)
         return
     src, dst = load_json(source), load_json(target)
     for i, split in enumerate(src):

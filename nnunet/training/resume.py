@@ -54,7 +54,7 @@ def interrupt_note(fold_folder: str | os.PathLike | None, phase: str | None, our
     final = folder / "checkpoint_final.pth"
     if (phase == "validation" and final.is_file()) or (phase is None and is_ours(final)):
         return (f"The training is finished ({final}); the final validation was cut short. Run the same command "
-                f"with --val (and without --c) to redo only the validation.")
+                f"with --val (and without --c) to finish the validation; cases already exported are kept.")
     checkpoint = checkpoint_to_continue(folder)
     if checkpoint is not None and is_ours(checkpoint):
         when = {"checkpoint_latest.pth": " (written after every finished epoch)",

@@ -28,6 +28,7 @@ from nnunet.training.data.splits import SPLITS_FILE
 from nnunet.training.resume import checkpoint_to_continue, interrupt_note
 from nnunet.training.wandb_logger import wandb_enabled
 from nnunet.utils.json import load_json
+from nnunet.utils.lifeline import exit_with_parent
 
 
 def parse_fold(fold: int | str) -> int | str:
@@ -344,6 +345,7 @@ def _run_distributed(request: TrainingRequest) -> None:
         # change, not a failure of theirs): one restarted rank decides for all
         restarted = ddp.any_rank(ddp.elastic_restart_count() > 0)
         _run_single(request, elastic_restart=restarted)
+        ddp.barrier()  # gloo aborts a rank whose group is torn down while another rank still uses it
     finally:
         ddp.destroy_process_group()
 
@@ -368,6 +370,7 @@ def _spawn(num_gpus: int, request: TrainingRequest) -> None:
 
 def _ddp_worker(rank: int, world_size: int, request: TrainingRequest) -> None:
     """A process of ``-num_gpus``: the environment torchrun would set, then the same path as under torchrun."""
+    exit_with_parent()  # a killed launcher must not leave its training processes running
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
                        "LOCAL_WORLD_SIZE": str(world_size)})
     if request.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
