@@ -10,6 +10,7 @@ from nnunet.cli.common import cli_entry, console
 from nnunet.errors import Interrupted, NnunetError
 
 DEVICES = ("cuda", "cpu", "mps")
+BACKENDS = ("torch", "openvino", "onnxruntime")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -42,7 +43,14 @@ def _add_common_args(parser: argparse.ArgumentParser, default_npp: int, default_
                         help="segmentation export processes (default: %(default)s; 0 = in this process)")
     parser.add_argument("-prev_stage_predictions", default=None,
                         help="folder with the previous stage's predictions (required for cascade configurations)")
-    parser.add_argument("-device", default="cuda", help="cuda, cpu or mps (default: %(default)s)")
+    parser.add_argument("-device", default=None,
+                        help="cuda, cpu or mps (default: cuda when this machine has it, else cpu)")
+    parser.add_argument("-backend", default="torch", choices=BACKENDS,
+                        help="what runs the network: torch (default, any device), or openvino / onnxruntime, "
+                             "faster on the CPU (optional packages: pip install 'nnunet[openvino]')")
+    parser.add_argument("--max_ram_gb", type=float, default=None,
+                        help="memory one case may use; larger cases are predicted and exported in slabs "
+                             "(default: 70%% of the memory available when the case starts)")
     parser.add_argument("--disable_progress_bar", action="store_true", help="no progress bars")
     parser.add_argument("--not_on_device", action="store_true",
                         help="keep the image and the accumulated logits in CPU memory (for very large images)")
@@ -90,9 +98,15 @@ def _folds(values: Sequence[str]) -> list[int | str]:
     return folds
 
 
-def _check_device(device: str) -> None:
-    if device not in DEVICES:
+def _check_device(device: str | None) -> None:
+    if device is not None and device not in DEVICES:
         raise NnunetError(f"-device must be one of {', '.join(DEVICES)}, got {device!r}.")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    _check_device(args.device)
+    if args.max_ram_gb is not None and args.max_ram_gb <= 0:
+        raise NnunetError(f"--max_ram_gb must be a positive number of GB, got {args.max_ram_gb}.")
 
 
 def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int = 0) -> int:
@@ -111,7 +125,8 @@ def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int 
                                   prev_stage_predictions=args.prev_stage_predictions, num_parts=num_parts,
                                   part_id=part_id, device=args.device,
                                   perform_everything_on_device=not args.not_on_device, verbose=args.verbose,
-                                  show_progress=not args.disable_progress_bar)
+                                  show_progress=not args.disable_progress_bar, backend=args.backend,
+                                  max_ram_gb=args.max_ram_gb)
     except KeyboardInterrupt:
         raise Interrupted("The predictions written so far are complete: add --continue_prediction to the same "
                           "command to predict only the missing cases.") from None
@@ -121,7 +136,7 @@ def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int 
 @cli_entry
 def predict_main(argv: Sequence[str] | None = None) -> int:
     args = build_predict_parser().parse_args(argv)
-    _check_device(args.device)
+    _check_args(args)
     if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
         raise NnunetError(f"-part_id must be between 0 and -num_parts - 1 (parts are counted from 0); got "
                           f"-part_id {args.part_id} with -num_parts {args.num_parts}.")
@@ -134,7 +149,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
 @cli_entry
 def predict_from_modelfolder_main(argv: Sequence[str] | None = None) -> int:
     args = build_predict_from_modelfolder_parser().parse_args(argv)
-    _check_device(args.device)
+    _check_args(args)
     return _run(args, args.m)
 
 
