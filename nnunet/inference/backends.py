@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -82,8 +83,10 @@ def cached_export_path(checkpoint: Path, key: str) -> Path:
 
 def _export_onnx(network: torch.nn.Module, input_shape: Sequence[int], target: Path) -> None:
     example = torch.zeros((1, *input_shape))
-    torch.onnx.export(network, (example,), str(target), dynamo=False, input_names=["tile"], output_names=["logits"],
-                      dynamic_axes={"tile": {0: "batch"}, "logits": {0: "batch"}}, opset_version=ONNX_OPSET)
+    with warnings.catch_warnings():  # tracer notes about shape checks that are constant for a fixed patch size
+        warnings.simplefilter("ignore")
+        torch.onnx.export(network, (example,), str(target), dynamo=False, input_names=["tile"], output_names=["logits"],
+                          dynamic_axes={"tile": {0: "batch"}, "logits": {0: "batch"}}, opset_version=ONNX_OPSET)
 
 
 def _export_onnx_or_explain(network: torch.nn.Module, input_shape: Sequence[int], target: Path,
