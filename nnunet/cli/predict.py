@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
-from typing import Sequence
+import sys
+from typing import Iterator, Sequence
 
 from nnunet.cli.common import cli_entry, console
 from nnunet.errors import Interrupted, NnunetError
@@ -109,24 +112,40 @@ def _check_args(args: argparse.Namespace) -> None:
         raise NnunetError(f"--max_ram_gb must be a positive number of GB, got {args.max_ram_gb}.")
 
 
+@contextlib.contextmanager
+def messages_to_stderr(verbose: bool) -> Iterator[None]:
+    """Show the package's log messages on stderr, one plain line each: warnings always, info with --verbose."""
+    logger = logging.getLogger("nnunet")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int = 0) -> int:
     from nnunet.inference.api import CITATION, predict_from_model_folder
 
     print(CITATION)
-    if args.verbose:
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        predict_from_model_folder(args.i, args.o, model, _folds(args.f), args.chk, args.step_size,
-                                  use_mirroring=not args.disable_tta, save_probabilities=args.save_probabilities,
-                                  continue_prediction=args.continue_prediction, num_processes_preprocessing=args.npp,
-                                  num_processes_segmentation_export=args.nps,
-                                  prev_stage_predictions=args.prev_stage_predictions, num_parts=num_parts,
-                                  part_id=part_id, device=args.device,
-                                  perform_everything_on_device=not args.not_on_device, verbose=args.verbose,
-                                  show_progress=not args.disable_progress_bar, backend=args.backend,
-                                  max_ram_gb=args.max_ram_gb)
+        with messages_to_stderr(args.verbose):
+            predict_from_model_folder(args.i, args.o, model, _folds(args.f), args.chk, args.step_size,
+                                      use_mirroring=not args.disable_tta,
+                                      save_probabilities=args.save_probabilities,
+                                      continue_prediction=args.continue_prediction,
+                                      num_processes_preprocessing=args.npp, num_processes_segmentation_export=args.nps,
+                                      prev_stage_predictions=args.prev_stage_predictions, num_parts=num_parts,
+                                      part_id=part_id, device=args.device,
+                                      perform_everything_on_device=not args.not_on_device, verbose=args.verbose,
+                                      show_progress=not args.disable_progress_bar, backend=args.backend,
+                                      max_ram_gb=args.max_ram_gb)
     except KeyboardInterrupt:
         raise Interrupted("The predictions written so far are complete: add --continue_prediction to the same "
                           "command to predict only the missing cases.") from None

@@ -8,6 +8,7 @@ predicted and exported here, in slabs (:mod:`~nnunet.inference.slab_window`,
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -32,8 +33,8 @@ from nnunet.inference.memory import GIB, PeakMemory, budget_bytes, in_ram_bytes
 from nnunet.inference.slab_export import ProbabilityFile, SlabExporter, SlabResampler
 from nnunet.inference.slab_window import sliding_window_slabs
 from nnunet.io.readers import reader_class
-from nnunet.utils.files import PARTIAL_FOLDER
-from nnunet.utils.json import save_json
+from nnunet.utils.files import PARTIAL_FOLDER, OutputError, describe_os_error
+from nnunet.utils.json import load_json, save_json, to_builtin
 from nnunet.utils.pool import BoundedPool
 
 if TYPE_CHECKING:
@@ -120,23 +121,37 @@ def write_run_files(predictor: "nnUNetPredictor", output_folder: Path | None, ca
     try:
         output_folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        from nnunet.utils.files import OutputError, describe_os_error
-
         raise OutputError(describe_os_error(e, output_folder)) from None
-    save_json(call_args, output_folder / "predict_from_raw_data_args.json")
-    save_json(predictor.dataset_json, output_folder / "dataset.json", sort_keys=False)
-    save_json(predictor.plans.data, output_folder / "plans.json", sort_keys=False)
+    for name, content, sort_keys in (("predict_from_raw_data_args.json", call_args, True),
+                                     ("dataset.json", predictor.dataset_json, False),
+                                     ("plans.json", predictor.plans.data, False)):
+        if not _same_json(output_folder / name, content):  # a resumed run rewrites nothing it does not change
+            save_json(content, output_folder / name, sort_keys=sort_keys)
+
+
+def _same_json(path: Path, content: Any) -> bool:
+    try:
+        return path.is_file() and load_json(path) == json.loads(json.dumps(to_builtin(content)))
+    except NnunetError:  # unreadable: write it again
+        return False
 
 
 @contextlib.contextmanager
-def handover_folder(output_folder: Path | None) -> Iterator[Path]:
+def handover_folder(output_folder: Path | None, needed: bool = True) -> Iterator[Path | None]:
     """A private folder where preprocessing workers leave large arrays for this process (removed at the end).
 
     It is inside the output folder's ``.nnunet_partial`` (same disk as the outputs, never a RAM-backed /tmp).
+    ``needed=False`` (no worker processes): no folder, None.
     """
+    if not needed:
+        yield None
+        return
     if output_folder is not None:
         folder = output_folder / PARTIAL_FOLDER / f"handover-{uuid.uuid4().hex}"
-        folder.mkdir(parents=True)
+        try:
+            folder.mkdir(parents=True)
+        except OSError as e:
+            raise OutputError(describe_os_error(e, folder)) from None
     else:
         folder = Path(tempfile.mkdtemp(prefix="nnunet_handover_"))
     try:
@@ -188,7 +203,7 @@ def predict_in_slabs(predictor: "nnUNetPredictor", data: np.ndarray, properties:
         scratch = Path(ofile).parent / PARTIAL_FOLDER
         scratch.mkdir(parents=True, exist_ok=True)
         probabilities = ProbabilityFile(scratch / f"{uuid.uuid4().hex}.raw", heads, full, plans.transpose_forward,
-                                        not labels.has_regions)
+                                        not labels.has_regions, destination=ofile + ".npz")
     elif save_probabilities:
         probabilities = np.zeros((heads, *full), dtype=np.float32)
         probabilities[0] = 0 if labels.has_regions else 1

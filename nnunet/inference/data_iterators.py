@@ -8,6 +8,7 @@ This module imports no torch, so spawned preprocessing workers start quickly.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections import deque
@@ -21,6 +22,7 @@ from nnunet.errors import NnunetError
 from nnunet.io.labels import LabelManager
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.registry import PREPROCESSORS
+from nnunet.utils.files import OutputError, describe_os_error
 from nnunet.utils.pool import spawn_pool, stop_pool_now
 
 
@@ -79,7 +81,13 @@ def run_and_hand_over(fn: Callable[..., tuple[np.ndarray, dict]], handover: str 
     data, properties = fn(*args)
     if handover is not None and data.nbytes > HANDOVER_BYTES:
         path = os.path.join(handover, f"{uuid.uuid4().hex}.npy")
-        np.save(path, data)
+        try:
+            np.save(path, data)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            raise OutputError(describe_os_error(e, path) + " (a preprocessed case handed to the predicting "
+                              "process)") from None
         return path, properties
     return data, properties
 

@@ -282,7 +282,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             return []
         jobs = [(files, prev, self.plans, self.configuration, self.dataset_json, self.verbose_preprocessing)
                 for files, prev in zip(todo.files, todo.previous)]
-        with cases.handover_folder(todo.output_folder) as handover:
+        with cases.handover_folder(todo.output_folder, num_processes_preprocessing > 0) as handover:
             iterator = data_iterators.iterate_in_order(data_iterators.preprocess_files, jobs, todo.ofiles,
                                                        num_processes_preprocessing, handover)
             return self.predict_from_data_iterator(iterator, save_probabilities, num_processes_segmentation_export,

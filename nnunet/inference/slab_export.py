@@ -18,6 +18,7 @@ streamed into the ``.npz`` at the end, so no float32 volume of all classes is he
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import zipfile
@@ -32,6 +33,7 @@ from nnunet.inference.export import apply_inference_nonlinearity, logits_to_labe
 from nnunet.io.labels import LabelManager
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.preprocessing.resampling import separate_z_axis, spline_resize
+from nnunet.utils.files import OutputError, describe_os_error
 
 #: the resampling functions whose slab-wise version is implemented here
 SLAB_RESAMPLERS = ("resample_data_or_seg_to_shape",)
@@ -183,16 +185,30 @@ class ProbabilityFile:
     turned into ``{case}.npz`` (key ``probabilities``) by streaming, so they never have to fit in memory."""
 
     def __init__(self, path: str | os.PathLike, num_heads: int, full_shape: Sequence[int],
-                 transpose_forward: Sequence[int], background_channel: bool):
+                 transpose_forward: Sequence[int], background_channel: bool,
+                 destination: str | os.PathLike | None = None):
         self.path = Path(path)
+        self.destination = destination or path
         backward = [int(np.argsort(transpose_forward)[a]) for a in range(len(full_shape))]
         self.shape = (num_heads, *[int(full_shape[a]) for a in backward])
         self.to_network_order = [0] + [int(a) + 1 for a in transpose_forward]
-        with open(self.path, "wb") as f:
-            f.truncate(math.prod(self.shape) * 4)  # zeros, without writing them
+        self._allocate(math.prod(self.shape) * 4)
         if background_channel:  # outside the crop background has probability 1 (label training)
             for start in range(0, full_shape[0], 16):
                 self.write(slice(start, min(start + 16, full_shape[0])), None, background_only=True)
+
+    def _allocate(self, size: int) -> None:
+        """Reserve the file's blocks now: writing through a memory map into a sparse file on a full disk would
+        kill the process (SIGBUS) instead of raising an error."""
+        try:
+            with open(self.path, "wb") as f:
+                f.truncate(size)  # reads as zeros
+                if hasattr(os, "posix_fallocate") and size:
+                    os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            self.remove()
+            raise OutputError(describe_os_error(e, self.destination) + f" (the probabilities need {size / 1024 ** 2:.1f} "
+                              f"MB of temporary space in {self.path.parent} first)") from None
 
     def write(self, rows: slice, values: np.ndarray | None, in_plane: tuple[slice, ...] = (),
               background_only: bool = False) -> None:
@@ -219,7 +235,10 @@ class ProbabilityFile:
                     member.write(block)
 
     def remove(self) -> None:
+        """Delete the raw file (and the scratch folder once no other writer uses it)."""
         self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()
 
 
 class SlabExporter:
