@@ -124,7 +124,7 @@ def output_files(ofile: str, file_ending: str, save_probabilities: bool) -> list
 
 def _check_readable(path: str, reader: Any) -> None:
     if path.endswith(".npz"):
-        with np.load(path) as npz:
+        with open(path, "rb") as f, np.load(f) as npz:  # our handle: closed even when the zip is damaged
             if "probabilities" not in npz.files:
                 raise ValueError("no 'probabilities' array")
             npz["probabilities"]  # reading it whole checks the zip's CRC

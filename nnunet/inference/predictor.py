@@ -288,8 +288,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             return self.predict_from_data_iterator(iterator, save_probabilities, num_processes_segmentation_export,
                                                    total=len(jobs))
 
-    def predict_from_files_sequential(self, list_of_lists_or_source_folder, output_folder_or_list_of_truncated_output_files,
-                                      save_probabilities: bool = False, overwrite: bool = True,
+    def predict_from_files_sequential(self, list_of_lists_or_source_folder,
+                                      output_folder_or_list_of_truncated_output_files, save_probabilities: bool = False, overwrite: bool = True,
                                       folder_with_segs_from_prev_stage=None) -> list[Any]:
         """:meth:`predict_from_files` without background processes."""
         return self.predict_from_files(list_of_lists_or_source_folder, output_folder_or_list_of_truncated_output_files,

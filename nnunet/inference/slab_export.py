@@ -207,8 +207,8 @@ class ProbabilityFile:
                     os.posix_fallocate(f.fileno(), 0, size)
         except OSError as e:
             self.remove()
-            raise OutputError(describe_os_error(e, self.destination) + f" (the probabilities need {size / 1024 ** 2:.1f} "
-                              f"MB of temporary space in {self.path.parent} first)") from None
+            raise OutputError(describe_os_error(e, self.destination) + f" (the probabilities need "
+                              f"{size / 1024 ** 2:.1f} MB of temporary space in {self.path.parent} first)") from None
 
     def write(self, rows: slice, values: np.ndarray | None, in_plane: tuple[slice, ...] = (),
               background_only: bool = False) -> None:

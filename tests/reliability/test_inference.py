@@ -160,11 +160,11 @@ def test_no_prediction_worker_survives_a_killed_parent(tmp_path, large_input):
     for i in range(6):  # enough cases that the workers are still busy when the parent dies
         os.symlink(large_input / "big_0000.nii.gz", folder / f"c{i}_0000.nii.gz")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    log = open(tmp_path / "log.txt", "w")
-    process = subprocess.Popen([sys.executable, "-c", "import sys; from nnunet.cli.predict import "
-                                "predict_from_modelfolder_main as m; sys.exit(m(sys.argv[1:]))",
-                                "-i", str(folder), "-o", str(tmp_path / "out"), *FAST, "-npp", "2", "-nps", "2",
-                                "--save_probabilities"], env=env, stdout=log, stderr=log)
+    with open(tmp_path / "log.txt", "w") as log:
+        process = subprocess.Popen([sys.executable, "-c", "import sys; from nnunet.cli.predict import "
+                                    "predict_from_modelfolder_main as m; sys.exit(m(sys.argv[1:]))",
+                                    "-i", str(folder), "-o", str(tmp_path / "out"), *FAST, "-npp", "2", "-nps", "2",
+                                    "--save_probabilities"], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 120
     workers: set[int] = set()
     while time.monotonic() < deadline and len(workers) < 4 and process.poll() is None:
