@@ -25,3 +25,10 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, note: str):
         super().__init__(note)
         self.note = note
+
+
+def warning_line(message, category, filename, lineno, line=None) -> str:
+    """``warnings.formatwarning`` replacement: one ``nnunet: warning: ...`` line, without Python's source file and
+    code line, which mean nothing to a user of the commands (used by the command-line wrappers and in workers)."""
+    kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
+    return f"nnunet: warning{kind}: {message}\n"

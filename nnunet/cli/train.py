@@ -6,7 +6,7 @@ import os
 from typing import Sequence
 
 from nnunet.cli.common import cli_entry, console
-from nnunet.errors import Interrupted
+from nnunet.errors import ConfigurationError, Interrupted
 
 
 def build_train_parser() -> argparse.ArgumentParser:
@@ -21,10 +21,13 @@ def build_train_parser() -> argparse.ArgumentParser:
     parser.add_argument("-pretrained_weights", default=None,
                         help="checkpoint to initialise the network from (all weights except the segmentation "
                              "heads; fresh trainings only)")
-    parser.add_argument("-num_gpus", type=int, default=1, help="number of GPUs (DDP) (default: %(default)s)")
+    parser.add_argument("-num_gpus", type=int, default=1,
+                        help="number of GPUs (DDP) on this node (default: %(default)s); for several nodes start "
+                             "nnUNet_train with torchrun instead (documentation/multi_node.md)")
     parser.add_argument("--npz", action="store_true", help="save the validation probabilities (.npz) too; needed "
                                                            "for ensembling in model selection")
-    parser.add_argument("--c", action="store_true", help="continue the training from its newest checkpoint")
+    parser.add_argument("--c", action="store_true", help="continue the training from its newest checkpoint (under "
+                        "torchrun, restarted workers continue without it)")
     parser.add_argument("--val", action="store_true", help="only run the validation (training must be finished)")
     parser.add_argument("--val_best", action="store_true", help="validate with checkpoint_best.pth instead of the "
                                                                  "final checkpoint")
@@ -35,17 +38,37 @@ def build_train_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def threads_from_environment() -> int | None:
+    """``OMP_NUM_THREADS`` as a thread count (its first level when it lists several), or None when unset."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        threads = int(value.split(",")[0])
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ConfigurationError(f"OMP_NUM_THREADS must be a positive integer (the threads torch may use per "
+                                 f"process), got {value!r}. Set it to a number such as 4, or unset it.")
+    return threads
+
+
 def _set_threads(device: str) -> None:
+    """Torch's intra-op threads: ``OMP_NUM_THREADS`` when set (nnU-Net overrides it); otherwise, as nnU-Net, one
+    per core on the CPU and one (plus one inter-op thread) with CUDA."""
     import torch
 
+    threads = threads_from_environment()
     if device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(threads or os.cpu_count() or 1)
     elif device == "cuda":
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads or 1)
         try:
             torch.set_num_interop_threads(1)
         except RuntimeError:  # already set (or parallel work already started) in this process
             pass
+    elif threads is not None:
+        torch.set_num_threads(threads)
 
 
 @cli_entry
@@ -58,10 +81,15 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         run_training(args.dataset_name_or_id, args.configuration, args.fold, args.tr, args.p,
                      args.pretrained_weights, args.num_gpus, args.npz, args.c, args.val, args.disable_checkpointing,
                      args.val_best, args.device)
+    except Interrupted:
+        raise  # run_training's note names what is on disk: --c, --val, or nothing to continue from
     except KeyboardInterrupt:
-        raise Interrupted("checkpoint_latest.pth (written after every finished epoch) is kept: run the same "
-                          "command with --c to continue from it.") from None
+        raise Interrupted("The training had not started yet; nothing was written. Run the same command again.") \
+            from None
     return 0
 
 
 train_console = console(train_main)
+
+if __name__ == "__main__":  # torchrun's target: torchrun ... -m nnunet.cli.train DATASET CONFIGURATION FOLD
+    train_console()

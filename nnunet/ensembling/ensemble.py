@@ -7,8 +7,6 @@ image geometry) and ``CASE.pkl`` (the image properties the writer needs), as wri
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +16,7 @@ from nnunet.errors import NnunetError
 from nnunet.io.labels import LabelManager
 from nnunet.io.readers import BaseReaderWriter, reader_class
 from nnunet.postprocessing.postprocess import write_seg_atomic
+from nnunet.utils.files import copy_file, publish
 from nnunet.utils.json import load_json, load_pickle, save_json, save_pickle
 from nnunet.utils.pool import run_parallel
 
@@ -46,15 +45,9 @@ def average_probabilities(files: Sequence[str | os.PathLike]) -> np.ndarray:
 
 
 def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """np.savez_compressed into a temporary file next to ``path``, then rename."""
-    path = Path(path)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}.npz"
-    try:
+    """np.savez_compressed, complete or absent (see :func:`nnunet.utils.files.publish`)."""
+    with publish(path) as tmp:
         np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def merge_files(files: Sequence[str], output_truncated: str, file_ending: str, writer: BaseReaderWriter,
@@ -197,6 +190,6 @@ def ensemble_crossvalidations(list_of_trained_model_folders: Sequence[str | os.P
     jobs = [([where[c] for where in locations], os.path.join(str(output_folder), c[:-len(".npz")]), ending, writer,
              lm, False) for c in cases]
     run_parallel(merge_files, jobs, num_processes, desc="ensembling", show_progress=show_progress)
-    shutil.copy(models[0] / "plans.json", Path(output_folder) / "plans.json")
-    shutil.copy(models[0] / "dataset.json", Path(output_folder) / "dataset.json")
+    copy_file(models[0] / "plans.json", Path(output_folder) / "plans.json")
+    copy_file(models[0] / "dataset.json", Path(output_folder) / "dataset.json")
     return [c[:-len(".npz")] for c in cases]

@@ -9,6 +9,7 @@ from typing import Sequence
 from nnunet.errors import NnunetError
 from nnunet.evaluation.evaluate import compute_metrics_on_folder, evaluated_labels, files_with_ending
 from nnunet.io.readers import reader_class
+from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json
 
 
@@ -31,6 +32,16 @@ def ground_truth_folder(dataset_name: str) -> Path:
     if raw and (Path(raw) / dataset_name / "labelsTr").is_dir():
         return Path(raw) / dataset_name / "labelsTr"
     return paths.preprocessed_root() / dataset_name / "gt_segmentations"
+
+
+def _folds_hint(model: Path) -> str:
+    """Point to ``-f`` with the folds that do have validation results (one fold is enough to compare models)."""
+    done = sorted((p.name[len("fold_"):] for p in model.glob("fold_*") if (p / "validation").is_dir()),
+                  key=lambda f: (not f.isdigit(), int(f) if f.isdigit() else 0, f))
+    if not done:
+        return "."
+    return (f", or choose among the models with the folds they have: -f {' '.join(done)} (folds with validation "
+            f"results in {model.name}).")
 
 
 def accumulate_cv_results(trained_model_folder: str | os.PathLike, merged_output_folder: str | os.PathLike,
@@ -61,22 +72,22 @@ def accumulate_cv_results(trained_model_folder: str | os.PathLike, merged_output
     merged.mkdir(parents=True, exist_ok=True)
     dataset_json = load_json(model / "dataset.json")
     plans = load_json(model / "plans.json")
-    shutil.copy(model / "dataset.json", merged / "dataset.json")
-    shutil.copy(model / "plans.json", merged / "plans.json")
+    copy_file(model / "dataset.json", merged / "dataset.json")
+    copy_file(model / "plans.json", merged / "plans.json")
 
     copied = False
     for fold in folds:
         validation = model / f"fold_{fold}" / "validation"
         if not validation.is_dir():
             raise NnunetError(f"Fold {fold} of {model} is missing ({validation} does not exist). Train it (and run "
-                              f"its validation) first.")
+                              f"its validation) first{_folds_hint(model)}")
         for name in files_with_ending(validation, dataset_json["file_ending"]):
             target = merged / name
             if overwrite and target.is_file():
                 raise NnunetError(f"More than one fold has a validation prediction for {name} (second one in fold "
                                   f"{fold} of {model}); the folds must not overlap.")
             if overwrite or not target.is_file():
-                shutil.copy(validation / name, target)
+                copy_file(validation / name, target)
                 copied = True
 
     if copied or not (merged / "summary.json").is_file():

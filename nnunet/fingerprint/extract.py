@@ -53,13 +53,22 @@ def sample_foreground_intensities(data: np.ndarray, seg: np.ndarray, num_samples
     return samples
 
 
-def analyze_case(image_files: Sequence[str], seg_file: str, reader_name: str, num_samples: int) -> CaseFingerprint:
-    """Read one case, crop it to its nonzero region and collect its fingerprint contribution."""
+def analyze_case(image_files: Sequence[str], seg_file: str, reader_name: str, num_samples: int,
+                 channel_names: dict[str, str] | None = None) -> CaseFingerprint:
+    """Read one case, crop it to its nonzero region and collect its fingerprint contribution.
+
+    ``channel_names`` (dataset.json's): when given, a file with other channels (an RGB PNG among grey ones, a 4-D
+    NIfTI) is a clear error naming it.
+    """
     from nnunet.io.readers import reader_class
 
     reader = reader_class(reader_name)()
     data, props = reader.read_images(image_files)
     seg, _ = reader.read_seg(seg_file)
+    if channel_names is not None:
+        from nnunet.io.channels import check_case_channels
+
+        check_case_channels(reader, data, image_files, channel_names, seg, seg_file)
     shape_before = data.shape[1:]
     data, seg, _ = crop_to_nonzero(data, seg)
     shape_after = data.shape[1:]
@@ -182,8 +191,8 @@ class DatasetFingerprintExtractor:
         first_case = next(iter(self.cases.values()))
         reader = reader_for_dataset(self.dataset_json, first_case["images"][0])
         num_samples = int(NUM_FOREGROUND_SAMPLES // len(self.cases))
-        jobs = [([str(f) for f in c["images"]], str(c["label"]), reader.__name__, num_samples)
-                for c in self.cases.values()]
+        jobs = [([str(f) for f in c["images"]], str(c["label"]), reader.__name__, num_samples,
+                 self.dataset_json["channel_names"]) for c in self.cases.values()]
         num_channels = len(self.dataset_json["channel_names"])
         samples = PooledSamples(len(jobs), num_channels, num_samples)
 

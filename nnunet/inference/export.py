@@ -13,7 +13,6 @@ and stay small.
 """
 from __future__ import annotations
 
-import errno
 import os
 from typing import Any, Sequence
 
@@ -22,7 +21,7 @@ import numpy as np
 from nnunet.io.labels import LabelManager
 from nnunet.io.readers import reader_class
 from nnunet.planning.plans import Configuration, Plans
-from nnunet.utils.files import PARTIAL_FOLDER, OutputError, describe_os_error, publish  # noqa: F401
+from nnunet.utils.files import PARTIAL_FOLDER, publish  # noqa: F401 (PARTIAL_FOLDER: where files are written first)
 from nnunet.utils.json import save_pickle
 
 
@@ -173,24 +172,6 @@ def write_outputs(seg: np.ndarray, probabilities: np.ndarray | None, properties:
     target = out + dataset_json["file_ending"]
     with publish(target) as tmp:
         writer.write_seg(seg, tmp, properties)
-        check_written(writer, tmp, seg, target)
-
-
-def check_written(writer, written: str | os.PathLike, seg: np.ndarray, target: str | os.PathLike) -> None:
-    """Read the file back: some writers (SimpleITK's NIfTI writer) report a full disk only on the console and
-    leave an empty or truncated file, which must not be published as a finished case."""
-    try:
-        ok = np.array_equal(np.asarray(writer.read_seg(written)[0]).reshape(seg.shape), seg)
-        reason = "its content differs from the segmentation"
-    except Exception as e:  # unreadable: truncated or empty
-        ok, reason = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    if ok:
-        return
-    stats = os.statvfs(os.path.dirname(os.path.abspath(written)))
-    if stats.f_bavail * stats.f_frsize < max(seg.nbytes, 1 << 20):
-        raise OutputError(describe_os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), target))
-    raise OutputError(f"Could not write {target}: {type(writer).__name__} left an incomplete file ({reason}). "
-                      f"Check the output folder's disk and run the command again.")
 
 
 def export_prediction_from_logits(logits, properties: dict[str, Any],

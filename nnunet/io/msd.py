@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,8 @@ from nnunet import paths
 from nnunet.constants import default_num_processes
 from nnunet.errors import DatasetError, NnunetError
 from nnunet.io.naming import dataset_folders_with_id, staged_raw_dataset
+from nnunet.io.readers.simpleitk import itk_path, write_image
+from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json, save_json
 from nnunet.utils.pool import run_parallel
 
@@ -121,17 +122,17 @@ def convert_file(kind: str, source_file: str, target_folder: str) -> None:
     src = Path(source_file)
     case_id = src.name[: -len(MSD_ENDING)]
     if kind == "label":
-        shutil.copyfile(src, Path(target_folder) / src.name)
+        copy_file(src, Path(target_folder) / src.name)
         return
     if _dimension(src) == 4:
         split_4d_image(src, Path(target_folder), case_id)
     else:
-        shutil.copyfile(src, Path(target_folder) / f"{case_id}_0000{MSD_ENDING}")
+        copy_file(src, Path(target_folder) / f"{case_id}_0000{MSD_ENDING}")
 
 
 def _dimension(path: Path) -> int:
     reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
+    reader.SetFileName(itk_path(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError as e:
@@ -142,7 +143,7 @@ def _dimension(path: Path) -> int:
 def split_4d_image(path: Path, target_folder: Path, case_id: str) -> None:
     """Write channel ``c`` of a 4-D image as ``{case_id}_{c:04d}.nii.gz`` with 3-D spacing, origin, direction."""
     try:
-        img = sitk.ReadImage(str(path))
+        img = sitk.ReadImage(itk_path(path))
     except RuntimeError as e:
         raise DatasetError(f"Could not read {path}: {str(e).strip().splitlines()[-1]}") from None
     arr = sitk.GetArrayFromImage(img)  # (C, Z, Y, X): the 4th physical axis is the first array axis
@@ -153,7 +154,7 @@ def split_4d_image(path: Path, target_folder: Path, case_id: str) -> None:
         channel.SetSpacing(spacing)
         channel.SetOrigin(origin)
         channel.SetDirection(direction)
-        sitk.WriteImage(channel, str(target_folder / f"{case_id}_{c:04d}{MSD_ENDING}"), True)
+        write_image(channel, target_folder / f"{case_id}_{c:04d}{MSD_ENDING}")  # fails on a full disk
 
 
 def convert_dataset_json(msd_json: dict[str, Any], num_training: int) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 import shutil
@@ -46,6 +47,7 @@ def dataset_name_from_id(dataset_id: int) -> str:
 def resolve_dataset_name(name_or_id: str | int) -> str:
     """Accept ``4``, ``"4"``, ``"004"`` or ``"Dataset004_Hippocampus"`` and return the full dataset name."""
     if isinstance(name_or_id, str) and name_or_id.startswith("Dataset"):
+        _check_name_exists(name_or_id)
         return name_or_id
     try:
         dataset_id = int(name_or_id)
@@ -53,6 +55,30 @@ def resolve_dataset_name(name_or_id: str | int) -> str:
         raise DatasetError(f"{name_or_id!r} is neither a dataset id (an integer such as 4) nor a dataset name "
                            f"(DatasetXXX_Name).") from None
     return dataset_name_from_id(dataset_id)
+
+
+def _check_name_exists(name: str) -> None:
+    """A dataset given by name must be a folder in one of the roots that are set (a typo would otherwise surface
+    later as "run plan_and_preprocess first", or create folders under the misspelled name)."""
+    roots = paths.optional_roots()
+    if not roots or any((root / name).is_dir() for _, root in roots):
+        return
+    existing = sorted({d.name for _, root in roots for d in root.iterdir() if d.is_dir() and _NAME_RE.match(d.name)})
+    close = _similar_datasets(name, existing)
+    hint = f" Did you mean {' or '.join(close)}?" if close else \
+        (f" Datasets found: {', '.join(existing[:10])}{' ...' if len(existing) > 10 else ''}." if existing else "")
+    where = ", ".join(f"{var}={root}" for var, root in roots)
+    raise DatasetError(f"{name} does not exist: no folder of that name in {where}.{hint}")
+
+
+def _similar_datasets(name: str, existing: list[str]) -> list[str]:
+    """Datasets with the same id, else with a similar name part (``Dataset004_Hipocampus`` -> ``..._Hippocampus``)."""
+    same_id = [e for e in existing if e[:len("Dataset000")] == name[:len("Dataset000")]]
+    if same_id:
+        return same_id
+    by_name = {e.partition("_")[2].lower(): e for e in existing}
+    return [by_name[m] for m in difflib.get_close_matches(name.partition("_")[2].lower(), list(by_name), n=3,
+                                                          cutoff=0.6)]
 
 
 def raw_dataset_folder(name_or_id: str | int) -> Path:
@@ -63,11 +89,40 @@ def preprocessed_dataset_folder(name_or_id: str | int) -> Path:
     return paths.preprocessed_root() / resolve_dataset_name(name_or_id)
 
 
+def displayable(name: str | os.PathLike) -> str:
+    """A file name as text that can always be printed and logged: bytes that are not UTF-8 (which Python keeps as
+    lone surrogates) are shown as ``\\xe9`` escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def is_utf8(name: str | os.PathLike) -> bool:
+    """Whether a file name is valid UTF-8 (the image libraries cannot even be given one that is not)."""
+    try:
+        str(name).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def check_utf8_names(folder: str | os.PathLike, names: list[str]) -> None:
+    """Refuse file names that are not valid UTF-8, naming them (ITK aborts the whole process on such a name)."""
+    bad = [displayable(n) for n in names if not is_utf8(n)]
+    if bad:
+        listed = ", ".join(f"'{b}'" for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DatasetError(f"{displayable(folder)}: {len(bad)} file name(s) are not valid UTF-8: {listed}. Rename "
+                           f"them to UTF-8 (for example 'convmv -f latin1 -t utf8 --notest -r FOLDER').")
+
+
 def case_identifiers(images_folder: str | os.PathLike, file_ending: str) -> list[str]:
-    """Sorted unique case ids of the channel files ``{ID}_{XXXX}{file_ending}`` in a folder."""
+    """Sorted unique case ids of the channel files ``{ID}_{XXXX}{file_ending}`` in a folder.
+
+    Raises:
+        DatasetError: a matching file name is not valid UTF-8.
+    """
     pattern = re.compile(r"^(.+)_\d{4}" + re.escape(file_ending) + "$")
-    ids = {m.group(1) for f in os.listdir(images_folder) if (m := pattern.match(f))}
-    return sorted(ids)
+    matching = [f for f in os.listdir(images_folder) if pattern.match(f)]
+    check_utf8_names(images_folder, matching)
+    return sorted({pattern.match(f).group(1) for f in matching})
 
 
 def channel_files(images_folder: str | os.PathLike, identifier: str, file_ending: str,

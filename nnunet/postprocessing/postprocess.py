@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -21,6 +20,7 @@ from nnunet.evaluation.evaluate import (compute_metrics_on_folder, evaluated_lab
 from nnunet.io.readers import BaseReaderWriter, reader_class
 from nnunet.postprocessing.components import remove_all_but_largest_component_from_segmentation
 from nnunet.postprocessing.pp_file import postprocessing_json, save_postprocessing_json, save_postprocessing_pkl
+from nnunet.utils.files import copy_file, publish
 from nnunet.utils.json import load_json
 from nnunet.utils.pool import run_parallel, shared_pool
 
@@ -29,19 +29,10 @@ PostprocessingFns = list[Callable[..., np.ndarray]]
 
 def write_seg_atomic(writer: BaseReaderWriter, segmentation: np.ndarray, output_file: str | os.PathLike,
                      properties: dict[str, Any]) -> None:
-    """Write a segmentation so that ``output_file`` (and any sidecar the writer adds) appears only when complete.
-
-    The writer works in a hidden temporary folder next to the output; its files are then renamed into place.
-    """
-    output_file = Path(output_file)
-    tmp_dir = output_file.parent / f".tmp-{uuid.uuid4().hex}"
-    tmp_dir.mkdir(parents=True)
-    try:
-        writer.write_seg(segmentation, tmp_dir / output_file.name, properties)
-        for produced in tmp_dir.iterdir():
-            os.replace(produced, output_file.parent / produced.name)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    """Write a segmentation so that ``output_file`` (and any sidecar the writer adds) appears only when complete
+    (see :func:`nnunet.utils.files.publish`)."""
+    with publish(output_file) as tmp:
+        writer.write_seg(segmentation, tmp, properties)
 
 
 def apply_postprocessing(segmentation: np.ndarray, pp_fns: Sequence[Callable], pp_fn_kwargs: Sequence[dict]
@@ -162,9 +153,12 @@ def _determine(folder_predictions: str, folder_ref: str, plans_file_or_dict, dat
     predicted = files_with_ending(folder_predictions, ending)
     if not predicted:
         raise NnunetError(f"No predictions ending in {ending!r} in {folder_predictions}.")
-    if not set(files_with_ending(folder_ref, ending)) <= set(predicted):
-        warnings.warn(f"Not all reference files in {folder_ref} have a prediction in {folder_predictions}. "
-                      f"Postprocessing should be determined on the whole dataset.", stacklevel=2)
+    references = files_with_ending(folder_ref, ending)
+    if not set(references) <= set(predicted):
+        covered = len(set(references) & set(predicted))
+        warnings.warn(f"only {covered} of the {len(references)} reference cases in {folder_ref} have a prediction in "
+                      f"{folder_predictions} (e.g. fewer than 5 cross-validation folds): the postprocessing is "
+                      f"determined on those cases only.", stacklevel=2)
 
     def evaluate(folder: str) -> dict:
         return compute_metrics_on_folder(folder_ref, folder, os.path.join(folder, "summary.json"), reader, ending,
@@ -223,7 +217,7 @@ def _determine(folder_predictions: str, folder_ref: str, plans_file_or_dict, dat
     for entry in sorted(os.listdir(source)):
         path = os.path.join(source, entry)
         if os.path.isfile(path):
-            shutil.copy(path, os.path.join(output_folder, entry))
+            copy_file(path, os.path.join(output_folder, entry))
     save_postprocessing_pkl(pp_fns, pp_fn_kwargs, os.path.join(folder_predictions, "postprocessing.pkl"))
     content = postprocessing_json(load_summary_json(os.path.join(folder_predictions, "summary.json")),
                                   load_summary_json(os.path.join(output_folder, "summary.json")), pp_fns,

@@ -3,7 +3,8 @@
 nnU-Net pickles ``(list_of_functions, list_of_kwargs)``; the functions are stored as references to its own
 module (``nnunetv2.postprocessing.remove_connected_components``). We write exactly those references, so nnU-Net
 can load our files, and map them back to our implementation when loading either tool's files. Loading goes
-through a restricted unpickler that accepts nothing but these references and plain data.
+through the data-only unpickler of :mod:`nnunet.utils.safe_pickle`, which accepts these references and plain
+data and nothing else.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from typing import Any, Callable
 from nnunet.errors import NnunetError
 from nnunet.postprocessing.components import remove_all_but_largest_component_from_segmentation
 from nnunet.utils.json import atomic_write_bytes, load_json, save_json
+from nnunet.utils.safe_pickle import load_data_pickle
 
 REFERENCE_MODULE = "nnunetv2.postprocessing.remove_connected_components"
 
@@ -33,18 +35,6 @@ for _name, _fn in POSTPROCESSING_FUNCTIONS.items():
     _ALLOWED_GLOBALS[(_fn.__module__, _name)] = _fn
 
 
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    # label values may have been pickled as numpy integers by other tools
-    import numpy as np
-
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar
-    return {("numpy", "dtype"): np.dtype, ("numpy.core.multiarray", "scalar"): scalar,
-            ("numpy._core.multiarray", "scalar"): scalar}
-
-
 class _ReferencePickler(pickle._Pickler):  # the Python pickler lets us emit a global reference by name
     def save(self, obj: Any, save_persistent_id: bool = True) -> None:
         target = _OURS_TO_REFERENCE.get(obj) if isinstance(obj, types.FunctionType) else None
@@ -59,15 +49,6 @@ class _ReferencePickler(pickle._Pickler):  # the Python pickler lets us emit a g
         self.save(target[1])
         self.write(pickle.STACK_GLOBAL)
         self.memoize(obj)
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = {**_ALLOWED_GLOBALS, **_numpy_globals()}
-        if (module, name) in allowed:
-            return allowed[(module, name)]
-        raise NnunetError(f"Unsupported object {module}.{name} in the postprocessing file; only "
-                          f"{', '.join(POSTPROCESSING_FUNCTIONS)} is known.")
 
 
 def _plain(value: Any) -> Any:
@@ -116,11 +97,7 @@ def load_postprocessing(path: str | os.PathLike) -> tuple[list[Callable], list[d
         if unknown:
             raise NnunetError(f"{path}: unknown postprocessing function(s) {unknown}.")
         return [POSTPROCESSING_FUNCTIONS[n] for n in names], list(kwargs)
-    try:
-        with open(path, "rb") as f:
-            obj = _RestrictedUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:
-        raise NnunetError(f"{path} is not a readable postprocessing.pkl: {e}") from None
+    obj = load_data_pickle(path, extra=_ALLOWED_GLOBALS, what="postprocessing file")
     if not (isinstance(obj, tuple) and len(obj) == 2 and len(obj[0]) == len(obj[1])):
         raise NnunetError(f"{path} does not hold (functions, kwargs) as written by determine_postprocessing.")
     return list(obj[0]), [_plain(k) for k in obj[1]]

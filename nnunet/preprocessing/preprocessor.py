@@ -15,6 +15,7 @@ import numpy as np
 
 from nnunet.errors import NnunetError
 from nnunet.io.dataset_json import label_manager, load_dataset_json, training_cases
+from nnunet.io.channels import check_case_channels
 from nnunet.io.readers import reader_class
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
 from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans
@@ -102,6 +103,8 @@ class DefaultPreprocessor:
                  configuration: Configuration, dataset_json: dict[str, Any]):
         """Read and preprocess one case: returns (data, seg, properties)."""
         data, seg, properties = self.read_case(image_files, seg_file, plans)
+        check_case_channels(reader_class(plans.image_reader_writer)(), data, image_files,
+                            dataset_json["channel_names"], seg, seg_file)
         return self.run_case_npy(data, seg, properties, plans, configuration, dataset_json)
 
     def modify_seg_fn(self, seg: np.ndarray, plans: Plans, dataset_json: dict[str, Any],
@@ -180,6 +183,8 @@ def _preprocess_and_save(preprocessor_name: str, verbose: bool, case_id: str, im
             save_case(out_folder, case_id, *result, configuration.patch_size)
         return
     raw = preprocessor.read_case(image_files, seg_file, plans)
+    check_case_channels(reader_class(plans.image_reader_writer)(), raw[0], image_files, dataset_json["channel_names"],
+                        raw[1], seg_file)
     keys = [preprocessor.shared_output_key(plans, c, raw[2]) for c in configurations]
     done: dict[str, tuple] = {}
     for i, (configuration, (_, out_folder)) in enumerate(zip(configurations, targets)):

@@ -18,6 +18,7 @@ from typing import Sequence
 from nnunet import paths
 from nnunet.errors import ConfigurationError, NnunetError
 from nnunet.io.naming import resolve_dataset_name
+from nnunet.utils.files import publish
 
 DEFAULT_CONFIGURATIONS = ("3d_lowres", "3d_fullres", "2d", "3d_cascade_fullres")
 DEFAULT_FOLDS = (0, 1, 2, 3, 4)
@@ -212,17 +213,21 @@ def export_pretrained_model(dataset_name_or_id: int | str, output_file: str | os
 
 
 def _write_zip(plan: _ZipPlan, output_file: Path) -> None:
-    """Write the zip under a temporary name next to ``output_file`` and rename it when complete."""
+    """Write the zip under a temporary name and rename it when complete (a full disk leaves no half zip).
+
+    Every checkpoint is checked first: one that does not load as data (damaged, or holding objects a checkpoint
+    never holds) would be refused by whoever installs the zip, so it is refused here.
+    """
     from tqdm import tqdm
 
-    tmp = output_file.with_name(f".{output_file.name}.partial")
-    try:
+    from nnunet.training.checkpoint import verify_checkpoint_file
+
+    for path in plan.files:
+        if path.suffix == ".pth":
+            verify_checkpoint_file(path)
+    with publish(output_file) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             for path in tqdm(plan.files, desc="Writing zip", unit="file", disable=len(plan.files) < 20):
                 zf.write(path, plan.arcname(path))
         if output_file.exists():
-            raise NnunetError(f"{output_file} appeared while exporting; it is not overwritten ({tmp} removed).")
-        os.replace(tmp, output_file)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            raise NnunetError(f"{output_file} appeared while exporting; it is not overwritten.")

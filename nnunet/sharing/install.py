@@ -10,6 +10,7 @@ to its target, and all are renamed into place only when the whole zip extracted 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from nnunet import paths
 from nnunet.errors import NnunetError
+from nnunet.utils.files import OutputError, describe_os_error, publish
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 #: seconds without data after which a download is abandoned (as nnU-Net)
@@ -144,7 +146,7 @@ def install_model_from_zip_file(zip_file: str | os.PathLike, overwrite: bool = F
             raise NnunetError(f"Installing {zip_file} would overwrite {len(conflicts)} existing file(s) that differ "
                               f"from the zip: {listed}. Nothing was written. Move them away, or pass --overwrite "
                               f"to replace them.")
-        root.mkdir(parents=True, exist_ok=True)
+        _make_folder(root)
         _extract(zf, todo, root, zip_file)
     models = sorted({"/".join(Path(i.filename).parts[:2]) for i in files if len(Path(i.filename).parts) > 2})
     print(f"Installed {len(todo)} file(s) into {root}" + (f" ({unchanged} already present)" if unchanged else "")
@@ -162,38 +164,69 @@ def _missing_parents(folder: Path) -> list[Path]:
 
 
 def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], root: Path, zip_file) -> None:
-    """Extract every entry to a temporary file next to its target, then rename them all into place.
+    """Extract every entry to a temporary file next to its target, check the checkpoints, then put them all in
+    place.
 
-    A corrupt member (CRC error, truncated data) stops the install before any target file is replaced; the temporary
-    files and the folders created for them are removed again.
+    A corrupt member (CRC error, truncated data), a checkpoint that does not load as data (it would run code, or
+    it is damaged) or a full disk stops the install before any target file is replaced; the temporary files and
+    the folders created for them are removed again. Installed files get the permissions of the umask.
     """
     from tqdm import tqdm
 
-    staged: list[tuple[Path, Path]] = []
     created: list[Path] = []
     try:
-        for info in tqdm(infos, desc="Extracting", unit="file", disable=len(infos) < 20):
-            target = _target(root, info.filename)
-            created.extend(_missing_parents(target.parent))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-            staged.append((Path(tmp), target))
-            try:
-                with zf.open(info) as src, os.fdopen(fd, "wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-                raise NnunetError(f"{zip_file} is corrupt ({info.filename}: {e}). Nothing was installed.") from None
+        with contextlib.ExitStack() as staging:
+            staged = []
+            for info in tqdm(infos, desc="Extracting", unit="file", disable=len(infos) < 20):
+                target = _target(root, info.filename)
+                created.extend(_missing_parents(target.parent))
+                _make_folder(target.parent)
+                tmp = staging.enter_context(publish(target))  # renamed into place when the block ends cleanly
+                _copy_member(zf, info, tmp, zip_file)
+                staged.append((tmp, info.filename))
+            _check_checkpoints(staged, zip_file)
+    except OutputError as e:
+        _remove_folders(created)
+        raise OutputError(f"{e} Nothing was installed.") from None
     except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        for folder in sorted(set(created), key=lambda p: len(p.parts), reverse=True):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
+        _remove_folders(created)
         raise
-    for tmp, target in staged:
-        os.replace(tmp, target)
+
+
+def _remove_folders(created: list[Path]) -> None:
+    for folder in sorted(set(created), key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(describe_os_error(e, folder)) from None
+
+
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path, zip_file) -> None:
+    try:
+        with zf.open(info) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise NnunetError(f"{zip_file} is corrupt ({info.filename}: {e}). Nothing was installed.") from None
+
+
+def _check_checkpoints(staged: list[tuple[Path, str]], zip_file) -> None:
+    """Every ``.pth`` of the zip must load as data (see :func:`nnunet.training.checkpoint.load_checkpoint_file`)."""
+    from nnunet.training.checkpoint import verify_checkpoint_file
+
+    for tmp, name in staged:
+        if name.endswith(".pth"):
+            try:
+                verify_checkpoint_file(tmp)
+            except NnunetError as e:
+                reason = str(e).replace(str(tmp), name)
+                raise type(e)(f"Refusing to install {zip_file}: {reason} Nothing was installed.") from None
 
 
 def download_file(url: str, local_file: Path, show_progress: bool = True) -> Path:

@@ -1,14 +1,24 @@
-"""Checkpoint files: written atomically (temporary file + rename), loaded with DDP/compile prefixes removed.
+"""Checkpoint files: written complete-or-absent, loaded as data (never as code), DDP/compile prefixes removed.
 
 Keys (compatible with nnU-Net): ``network_weights``, ``optimizer_state``, ``grad_scaler_state``, ``logging``,
 ``_best_ema``, ``current_epoch``, ``init_args``, ``trainer_name``, ``inference_allowed_mirroring_axes``. We add
-``rng_state`` (python/numpy/torch generator states) so that a resumed run continues the random streams;
-nnU-Net ignores unknown keys.
+``rng_state`` (python/numpy/torch generator states of the first process) and, for DDP trainings,
+``rng_state_per_rank`` (one such state per global rank) so that a resumed run continues every process's random
+stream; nnU-Net ignores unknown keys. The states hold only plain Python values and a uint8 tensor.
+
+A checkpoint is a pickle, and a pickle can name any function to call while it is loaded. People download model
+zips from papers and share result folders, so every checkpoint is loaded with ``torch.load(weights_only=True)``
+plus exactly the objects nnU-Net 2.8.1 and our trainers store besides tensors and plain containers: numpy
+arrays, dtypes and scalars (logged metrics, ``_best_ema``; older checkpoints of ours: the numpy generator state
+as an array). Anything else is refused with a message naming the file and the object (see
+documentation/reliability.md).
 """
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +26,111 @@ import numpy as np
 import torch
 
 from nnunet.errors import NnunetError
+from nnunet.utils.files import publish
+from nnunet.utils.safe_pickle import NUMPY_GLOBALS, UnsafePickleError, numeric_dtype_classes
 
 CHECKPOINT_KEYS = ("network_weights", "optimizer_state", "grad_scaler_state", "logging", "_best_ema",
                    "current_epoch", "init_args", "trainer_name", "inference_allowed_mirroring_axes")
 
 
-def save_checkpoint_file(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
+class UnsafeCheckpointError(UnsafePickleError):
+    """A checkpoint names an object outside the allow-list (loading it could run code)."""
 
-    A kill at any moment leaves either the previous complete file or the new complete file.
+
+def checkpoint_safe_globals() -> list[Any]:
+    """What ``torch.load(weights_only=True)`` may build besides tensors and containers: numpy arrays, dtypes and
+    scalars, under both their numpy 1.x and 2.x names (the format of ``torch.serialization.safe_globals``)."""
+    return [(obj, f"{module}.{name}") for (module, name), obj in NUMPY_GLOBALS.items()] + numeric_dtype_classes()
+
+
+def save_checkpoint_file(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file, fsync, then rename over ``path`` (see :func:`nnunet.utils.files.publish`).
+
+    A kill at any moment leaves either the previous complete file or the new complete file; a full disk leaves
+    the previous file and raises :class:`nnunet.utils.files.OutputError` naming the path.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "wb") as f:
-        torch.save(checkpoint, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with publish(path) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by this package or by nnU-Net."""
+    """Load a checkpoint written by this package or by nnU-Net, as data only.
+
+    Raises:
+        UnsafeCheckpointError: the file names an object outside :func:`checkpoint_safe_globals` (nothing of it
+            was run); the message names the file and the objects.
+        NnunetError: the file is missing, truncated or not a checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise NnunetError(f"Checkpoint {path} does not exist.")
+    with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        try:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            refused = _refused_objects(path, str(e))
+            if refused:
+                raise UnsafeCheckpointError(
+                    f"{path}: refused to load {', '.join(refused)}. A checkpoint may hold only network weights and "
+                    f"plain data (numbers, text, lists, dicts, numpy arrays and scalars); loading this one could run "
+                    f"code. Do not use a file of unknown origin (see documentation/reliability.md).") from None
+            raise NnunetError(f"Cannot load the checkpoint {path}: it is damaged or not a checkpoint "
+                              f"({_first_line(e)}). Copy it again, or train again.") from None
+        except Exception as e:  # truncated, empty or not a torch file
+            raise NnunetError(f"Cannot load the checkpoint {path}: it is truncated or not a checkpoint "
+                              f"({_first_line(e)}). Copy it again, or train again.") from None
+    if not isinstance(checkpoint, dict):
+        raise NnunetError(f"{path} is not an nnU-Net checkpoint (it holds a {type(checkpoint).__name__}, not a dict).")
+    return checkpoint
+
+
+def verify_checkpoint_file(path: str | os.PathLike) -> None:
+    """Raise as :func:`load_checkpoint_file` would if ``path`` is not a checkpoint that loads as data.
+
+    Tensors are memory-mapped, not read, so checking a large checkpoint costs little.
+    """
+    path = Path(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # truncated or foreign file
-        raise NnunetError(f"Cannot read checkpoint {path}: {e}") from None
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return
+    except (RuntimeError, ValueError, OSError):
+        pass  # e.g. a legacy (non-zip) torch file, which cannot be memory-mapped: load it fully
+    except pickle.UnpicklingError:
+        pass  # let the full load below say why, with the same message as everywhere else
+    load_checkpoint_file(path)
+
+
+def _refused_objects(path: Path, message: str) -> list[str]:
+    """The objects of ``path`` outside the allow-list (call inside the allow-list's ``safe_globals``)."""
+    try:
+        found = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # the listing itself may fail on a damaged file; the error message still names one
+        found = []
+    found += [m for m in re.findall(r"GLOBAL ([\w.]+)|but got <class '([\w.]+)'>", message) for m in m if m]
+    return list(dict.fromkeys(_python3_name(name) for name in found))
+
+
+def _python3_name(dotted: str) -> str:
+    """torch.save writes pickle protocol 2, which spells some modules the Python 2 way (``commands.Popen`` is
+    ``subprocess.Popen``); name them as the user knows them."""
+    import _compat_pickle
+
+    module, _, name = dotted.rpartition(".")
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    return f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
+
+
+def _first_line(error: BaseException) -> str:
+    """The informative part of a torch.load error (torch wraps the unpickler's reason in advice we do not want)."""
+    text = str(error)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0].split(". ")[0].rstrip(".") if lines else type(error).__name__
 
 
 def strip_module_prefixes(state_dict: dict[str, Any]) -> dict[str, Any]:
@@ -60,13 +147,88 @@ def strip_module_prefixes(state_dict: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+RNG_KEY, RNG_PER_RANK_KEY = "rng_state", "rng_state_per_rank"
+
+
 def capture_rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """This process's Python, NumPy, torch (and current CUDA device's) generator states, as plain values."""
+    state = {"python": random.getstate(), "numpy": _plain_numpy_state(np.random.get_state()),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def restore_rng_state(state: dict[str, Any] | None) -> None:
+    """Set the generators to a state from :func:`capture_rng_state` (older checkpoints: NumPy keys as an array)."""
     if not state:
         return
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    random.setstate(_as_python_state(state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if torch.cuda.is_available():
+        if state.get("cuda") is not None:
+            torch.cuda.set_rng_state(state["cuda"].cpu())
+        elif state.get("cuda_seed") is not None:
+            torch.cuda.manual_seed(state["cuda_seed"])
+
+
+def _plain_numpy_state(state: tuple) -> tuple:
+    kind, keys, pos, has_gauss, cached = state
+    return kind, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)
+
+
+def _as_python_state(state: Any) -> tuple:
+    # a state that went through a JSON-like round trip has lists where random.setstate wants tuples
+    version, internal, gauss = state
+    return version, tuple(internal), gauss
+
+
+def gather_rng_states() -> list[dict[str, Any]]:
+    """Every rank's generator states, indexed by global rank (a collective: all ranks must call it)."""
+    from nnunet.training.ddp import gather_objects
+
+    return gather_objects(capture_rng_state())
+
+
+def add_rng_states(checkpoint: dict[str, Any], states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Store ``states`` (from :func:`gather_rng_states`) in a checkpoint dict: rank 0's as ``rng_state`` (what a
+    single process restores), all of them as ``rng_state_per_rank`` when there is more than one."""
+    checkpoint[RNG_KEY] = states[0]
+    if len(states) > 1:
+        checkpoint[RNG_PER_RANK_KEY] = states
+    else:
+        checkpoint.pop(RNG_PER_RANK_KEY, None)
+    return checkpoint
+
+
+def rng_state_for_rank(checkpoint: dict[str, Any], rank: int) -> dict[str, Any] | None:
+    """The generator state global rank ``rank`` restores from a checkpoint.
+
+    Its own entry of ``rng_state_per_rank`` when there is one. A rank the checkpoint has no entry for (a
+    single-process checkpoint resumed with DDP, a group that grew) gets a stream derived from the first state and
+    its rank, so no two ranks draw the same batches. None when the checkpoint has no states (nnU-Net's): the
+    generators are left as they are.
+    """
+    per_rank = checkpoint.get(RNG_PER_RANK_KEY)
+    if isinstance(per_rank, (list, tuple)) and rank < len(per_rank):
+        return per_rank[rank]
+    base = checkpoint.get(RNG_KEY)
+    if base is None or rank == 0:
+        return base
+    return derived_rng_state(base, rank)
+
+
+def derived_rng_state(base: dict[str, Any], rank: int) -> dict[str, Any]:
+    """A generator state for ``rank`` seeded from ``base`` (deterministic, different for every rank)."""
+    entropy = [int(k) for k in base["numpy"][1][:8]]
+    python_seq, numpy_seq, torch_seq = np.random.SeedSequence(entropy, spawn_key=(rank,)).spawn(3)
+    torch_gen = torch.Generator()
+    torch_gen.manual_seed(int(torch_seq.generate_state(1, dtype=np.uint64)[0]))
+    state = {"python": random.Random(int(python_seq.generate_state(1, dtype=np.uint64)[0])).getstate(),
+             "numpy": _plain_numpy_state(np.random.RandomState(np.random.MT19937(numpy_seq)).get_state()),
+             "torch": torch_gen.get_state()}
+    if base.get("cuda") is not None:
+        state["cuda_seed"] = int(torch_seq.generate_state(2, dtype=np.uint64)[1])
+    return state

@@ -36,8 +36,9 @@ from nnunet.registry import TRAINERS
 from nnunet.training import ddp
 from nnunet.training.augmentation import (configure_spatial_augmentation, deep_supervision_scales,
                                           get_training_transforms, get_validation_transforms)
-from nnunet.training.checkpoint import (capture_rng_state, load_checkpoint_file, restore_rng_state,
-                                        save_checkpoint_file, strip_module_prefixes)
+from nnunet.training.checkpoint import (add_rng_states, capture_rng_state, gather_rng_states, load_checkpoint_file,
+                                        restore_rng_state, rng_state_for_rank, save_checkpoint_file,
+                                        strip_module_prefixes)
 from nnunet.training.data.dataset import PreprocessedDataset, case_identifiers, dataset_format, unpack_npz
 from nnunet.training.data.loader import PatchLoader
 from nnunet.training.data.splits import train_val_keys
@@ -144,11 +145,8 @@ class nnUNetTrainer:  # noqa: N801 - nnU-Net's class name, kept so that users' t
 
     # ------------------------------------------------------------------ set-up helpers
     def _resolve_device(self, device: torch.device) -> torch.device:
-        if device.type == "cuda":
-            if self.is_ddp:
-                return torch.device("cuda", ddp.rank_and_world()[0])
-            return torch.device("cuda", 0)
-        return device
+        # the GPU of this process on its node (LOCAL_RANK; the global rank would be wrong beyond one node)
+        return ddp.device_for_rank(device)
 
     def _set_folders(self) -> None:
         name = self.plans_manager.dataset_name
@@ -188,7 +186,7 @@ class nnUNetTrainer:  # noqa: N801 - nnU-Net's class name, kept so that users' t
         self.optimizer, self.lr_scheduler = self.configure_optimizers()
         if self.is_ddp:
             self.network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.network)
-            device_ids = [self.local_rank] if self.device.type == "cuda" else None
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.network = torch.nn.parallel.DistributedDataParallel(self.network, device_ids=device_ids)
         self.loss = self._build_loss()
         self.was_initialized = True
@@ -548,12 +546,15 @@ class nnUNetTrainer:  # noqa: N801 - nnU-Net's class name, kept so that users' t
         }
 
     def save_checkpoint(self, filename: str | os.PathLike) -> None:
-        if self.local_rank != 0:
-            return
+        """Rank 0 writes the checkpoint. Every rank must call this (as the epoch loop does): the generator states
+        of all ranks are gathered into it."""
         if self.disable_checkpointing:
             self.print_to_log_file("No checkpoint written, checkpointing is disabled")
             return
-        save_checkpoint_file(self.checkpoint_dict(), filename)
+        rng_states = gather_rng_states()
+        if self.local_rank != 0:
+            return
+        save_checkpoint_file(add_rng_states(self.checkpoint_dict(), rng_states), filename)
 
     def load_checkpoint(self, filename_or_checkpoint: str | os.PathLike | dict) -> None:
         if not self.was_initialized:
@@ -571,7 +572,7 @@ class nnUNetTrainer:  # noqa: N801 - nnU-Net's class name, kept so that users' t
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         if self.grad_scaler is not None and checkpoint.get("grad_scaler_state") is not None:
             self.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
-        restore_rng_state(checkpoint.get("rng_state"))
+        restore_rng_state(rng_state_for_rank(checkpoint, self.local_rank))
 
     # ------------------------------------------------------------------ validation after training
     def perform_actual_validation(self, save_probabilities: bool = False) -> dict | None:

@@ -20,6 +20,8 @@ from nnunet.errors import NnunetError
 #: name of the hidden folder that holds files being written (one private sub-folder per writer)
 PARTIAL_FOLDER = ".nnunet_partial"
 
+_in_progress: set[Path] = set()  # private folders of this process's unfinished writes
+
 
 class OutputError(NnunetError):
     """A file could not be written (full disk, read-only folder, missing permission)."""
@@ -32,15 +34,34 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def describe_os_error(error: OSError, path: str | os.PathLike) -> str:
-    """One line naming the path, the error name and its explanation, e.g. ``ENOSPC (No space left...)``."""
+def explain_os_error(error: OSError) -> str:
+    """The error name, its explanation and what to do, e.g. ``ENOSPC (No space left on device). Free some...``."""
     code = errno.errorcode.get(error.errno, str(error.errno)) if error.errno is not None else "error"
     reason = error.strerror or str(error)
     hint = {errno.ENOSPC: " Free some space and run the command again.",
             errno.EDQUOT: " Free some space and run the command again.",
             errno.EROFS: " Choose a writable output folder.",
-            errno.EACCES: " Choose a folder you may write to."}.get(error.errno, "")
-    return f"Could not write {path}: {code} ({reason}).{hint}"
+            errno.EACCES: " Check the permissions of this path (outputs need a folder you may write to).",
+            errno.EPERM: " Check the permissions of this path."}.get(error.errno, "")
+    return f"{code} ({reason}).{hint}"
+
+
+#: free space below which a failed write is blamed on a full disk
+FULL_DISK_BYTES = 1 << 20
+
+
+def filesystem_is_full(folder: str | os.PathLike) -> bool:
+    """Whether the filesystem of ``folder`` has (almost) no space left for this user."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < FULL_DISK_BYTES
+
+
+def describe_os_error(error: OSError, path: str | os.PathLike) -> str:
+    """One line naming the path, the error name and its explanation, e.g. ``ENOSPC (No space left...)``."""
+    return f"Could not write {path}: {explain_os_error(error)}"
 
 
 @contextlib.contextmanager
@@ -54,11 +75,9 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     private = path.parent / PARTIAL_FOLDER / uuid.uuid4().hex
-    try:
-        private.mkdir(parents=True)
-    except OSError as e:
-        raise OutputError(describe_os_error(e, path)) from None
+    _make_private_folder(private, path)
     tmp = private / path.name
+    _in_progress.add(private)
     try:
         yield tmp
         mode = default_file_mode()
@@ -70,10 +89,42 @@ def publish(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as e:
         raise OutputError(describe_os_error(e, path)) from None
+    except Exception as e:
+        # writers of other libraries (ITK, blosc2) report a full disk as their own exception types
+        if not isinstance(e, NnunetError) and filesystem_is_full(private.parent):
+            raise OutputError(describe_os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path)) from None
+        raise
     finally:
-        shutil.rmtree(private, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            private.parent.rmdir()  # succeeds only once no other writer uses it
+        _in_progress.discard(private)
+        _remove_private_folder(private)
+
+
+def _make_private_folder(private: Path, path: Path) -> None:
+    attempts = 20
+    for attempt in range(attempts):
+        try:
+            os.makedirs(private.parent, exist_ok=True)
+            os.mkdir(private)
+            return
+        except (FileNotFoundError, FileExistsError) as e:
+            # another writer that just finished removed the shared .nnunet_partial folder while we were creating
+            # (or finding) it and our folder inside it: try again
+            if attempt == attempts - 1:
+                raise OutputError(describe_os_error(e, path)) from None
+        except OSError as e:
+            raise OutputError(describe_os_error(e, path)) from None
+
+
+def _remove_private_folder(private: Path) -> None:
+    shutil.rmtree(private, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        private.parent.rmdir()  # succeeds only once no other writer uses it
+
+
+def discard_partial_files() -> None:
+    """Remove the temporary files of every unfinished :func:`publish` of this process (before it is ended)."""
+    for private in list(_in_progress):
+        _remove_private_folder(private)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -86,3 +137,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with publish(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
+
+
+def copy_file(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    """Copy the content of ``source`` to ``destination`` (complete or absent; permissions from the umask, not
+    from ``source``, which may be a read-only or private file)."""
+    with publish(destination) as tmp:
+        shutil.copyfile(source, tmp)

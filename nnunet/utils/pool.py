@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from nnunet.errors import NnunetError
+from nnunet.errors import NnunetError, warning_line
+from nnunet.utils.lifeline import exit_with_parent
 
 _shared: dict[str, Any] = {"pool": None, "workers": 0}
 
 
-def _ignore_ctrl_c() -> None:
-    """Worker initializer: Ctrl-C reaches every process of the terminal's group, but only the main process acts
-    on it (it stops the workers); a worker reacting too would print its own traceback."""
+def _start_worker(parent_pid: int) -> None:
+    """Worker initializer. Ctrl-C reaches every process of the terminal's group, but only the main process acts
+    on it (it stops the workers); a worker reacting too would print its own traceback. A worker whose parent
+    dies (kill -9, SIGTERM, out of memory) ends within a second instead of staying alive as an orphan."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.formatwarning = warning_line  # a worker's warnings look like the main process's: one line
+    exit_with_parent(parent_pid)
 
 
 def spawn_pool(num_processes: int) -> ProcessPoolExecutor:
-    """A spawn process pool whose workers leave Ctrl-C to this process (see :func:`stop_pool_now`)."""
+    """A spawn process pool whose workers leave Ctrl-C to this process (see :func:`stop_pool_now`) and end
+    when this process ends, however it ends (see :mod:`nnunet.utils.lifeline`)."""
     return ProcessPoolExecutor(max_workers=num_processes, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_ignore_ctrl_c)
+                               initializer=_start_worker, initargs=(os.getpid(),))
 
 
 def stop_pool_now(pool: ProcessPoolExecutor) -> None:

@@ -39,6 +39,9 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
     return found
 
 
+#: the numpy objects a data pickle may name: arrays, dtypes and scalars (both numpy 1.x and 2.x spellings)
+NUMPY_GLOBALS: dict[tuple[str, str], Any] = _numpy_globals()
+
 #: the globals a data pickle may name: containers and numpy objects, nothing that can run code
 DATA_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
@@ -46,8 +49,18 @@ DATA_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "complex"): complex,
     ("builtins", "slice"): slice,
     ("collections", "OrderedDict"): collections.OrderedDict,
-    **_numpy_globals(),
+    **NUMPY_GLOBALS,
 }
+
+
+def numeric_dtype_classes() -> list[type]:
+    """The classes of numpy's boolean, integer, floating and complex dtypes (``numpy.dtypes.Float32DType``, ...).
+
+    numpy >= 1.20 rebuilds a pickled dtype as an instance of one of these; torch's weights-only loader accepts an
+    object only if its class is allowed, so these are part of the checkpoint allow-list (strings, objects,
+    structured and date types are not: nnU-Net never stores them).
+    """
+    return sorted({type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}, key=lambda t: t.__name__)
 
 
 class DataUnpickler(pickle.Unpickler):

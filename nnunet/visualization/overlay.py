@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from nnunet.errors import ConfigurationError, DatasetError
+from nnunet.utils.files import publish
 
 #: colours added per label value (by rank in the slice); the first (background) adds nothing
 COLOR_CYCLE: tuple[str, ...] = (
@@ -90,14 +91,13 @@ def _scale_to_255(arr: np.ndarray) -> np.ndarray:
 
 
 def write_png(rgb: np.ndarray, path: str | os.PathLike) -> None:
-    """Save (Y, X, 3) uint8 as an opaque RGBA PNG (rows top to bottom), via a temporary file."""
+    """Save (Y, X, 3) uint8 as an opaque RGBA PNG (rows top to bottom), complete or absent."""
     from PIL import Image
 
     path = Path(path)
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, dtype=np.uint8)], axis=2)
-    tmp = path.with_name(f".{path.name}.partial")
-    Image.fromarray(rgba, mode="RGBA").save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with publish(path) as tmp:
+        Image.fromarray(rgba, mode="RGBA").save(tmp, format="PNG")
 
 
 def plot_case(image: np.ndarray, seg: np.ndarray, output_file: str | os.PathLike, overlay_intensity: float = 0.6,

@@ -35,7 +35,7 @@ def trained(nnunet_dirs):
     fold = model / "fold_0"
     (fold / "progress.png").write_bytes(b"\x89PNG fake")
     (fold / "debug.json").write_text("{}")
-    (fold / "checkpoint_best.pth").write_bytes(b"best")
+    shutil.copy(fold / "checkpoint_final.pth", fold / "checkpoint_best.pth")
     (fold / "training_log_2026_1_1_00_00_00.txt").write_text("log")
     val = fold / "validation"
     val.mkdir()

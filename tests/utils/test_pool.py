@@ -73,3 +73,15 @@ def test_bounded_pool_reports_a_dead_worker_with_the_hint():
     with pytest.raises(NnunetError, match="export worker died.*fewer export processes"):
         with BoundedPool(1, "export", "use fewer export processes (-nps)") as pool:
             pool.submit(_die, 0)
+
+
+def test_a_workers_warning_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import warnings\nfrom nnunet.utils.pool import run_parallel\n"
+              "run_parallel(warnings.warn, [('spacing differs in case_000',)] * 2, 2, show_progress=False)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and all(line == "nnunet: warning: spacing differs in case_000" for line in lines), lines

@@ -1,6 +1,7 @@
 """SimpleITK-based readers/writers: ``SimpleITKIO`` (.nii.gz, .nrrd, .mha, .gipl) and its RAS-reorienting twin."""
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import struct
@@ -18,9 +19,19 @@ from nnunet.registry import READERS
 SPACING_2D_FACTOR = 999
 
 
+def itk_path(path: str | os.PathLike) -> str:
+    """``path`` as ITK accepts it. ITK aborts the whole process (no exception) on a name that is not UTF-8."""
+    from nnunet.io.naming import displayable, is_utf8
+
+    if not is_utf8(path):
+        raise DatasetError(f"{displayable(path)}: the file name is not valid UTF-8, which SimpleITK cannot handle. "
+                           f"Rename the file.")
+    return str(path)
+
+
 def _read_one(path: str | os.PathLike) -> sitk.Image:
     try:
-        img = sitk.ReadImage(str(path))
+        img = sitk.ReadImage(itk_path(path))
     except RuntimeError as e:
         lines = str(e).strip().splitlines()
         raise DatasetError(f"Could not read {path}: {lines[-1] if lines else 'unreadable file'}") from None
@@ -88,6 +99,34 @@ def nifti_truncation(path: str | os.PathLike) -> str | None:
     if actual < expected:
         return f"the file is truncated: the header announces {expected} bytes, the file holds {actual}"
     return None
+
+
+#: errors of the machine that ITK reports only inside its exception text
+_SYSTEM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+
+
+def write_image(img: sitk.Image, output_file: str | os.PathLike) -> None:
+    """``sitk.WriteImage`` (compressed) that fails when the file is not complete.
+
+    ITK's NIfTI writer ignores failed writes: on a full disk it reports success and leaves a truncated or empty
+    file. Written NIfTI files are therefore checked against their header (cheap: see :func:`nifti_truncation`);
+    a shortfall, or an ITK error caused by the machine, becomes an ``OSError`` with the matching errno, which
+    :func:`nnunet.utils.files.publish` reports as one line naming the file.
+    """
+    try:
+        sitk.WriteImage(img, itk_path(output_file), True)
+    except RuntimeError as e:
+        for code in _SYSTEM_ERRNOS:
+            if os.strerror(code) in str(e):
+                raise OSError(code, os.strerror(code), str(output_file)) from None
+        raise
+    problem = nifti_truncation(output_file)
+    if problem:
+        from nnunet.utils.files import filesystem_is_full
+
+        if filesystem_is_full(os.path.dirname(os.path.abspath(output_file))):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(output_file))
+        raise OSError(errno.EIO, f"written incompletely, {problem}", str(output_file))
 
 
 def _as_case_array(arr: np.ndarray, spacing: Sequence[float], path) -> tuple[np.ndarray, list[float]]:
@@ -172,7 +211,7 @@ class SimpleITKIO(BaseReaderWriter):
 
     def write_seg(self, seg: np.ndarray, output_file: str | os.PathLike, properties: dict[str, Any]) -> None:
         img = seg_image(seg, properties["sitk_stuff"], self.seg_dtype(seg))
-        sitk.WriteImage(img, str(output_file), True)
+        write_image(img, output_file)
 
 
 @READERS.register
@@ -197,4 +236,4 @@ class SimpleITKIOWithReorient(SimpleITKIO):
         img = seg_image(seg, stuff, self.seg_dtype(seg))
         if stuff.get("original_orientation") and img.GetDimension() == 3:
             img = sitk.DICOMOrient(img, stuff["original_orientation"])
-        sitk.WriteImage(img, str(output_file), True)
+        write_image(img, output_file)
