@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ import SimpleITK as sitk
 from nnunet.cli.predict import predict_from_modelfolder_main
 from tests.inference.conftest import IMAGES, MODEL
 
-REPO = Path(__file__).resolve().parents[2]
 FAST = ["-m", str(MODEL), "-f", "0", "-device", "cpu", "--disable_progress_bar", "--disable_tta"]
 
 
@@ -115,68 +113,23 @@ def test_continue_prediction_redoes_a_truncated_output(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------- orphan workers
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if fields[0] not in ("Z", "X"):
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
-
-def _has_lifeline() -> bool:
-    try:
-        __import__("nnunet.utils.lifeline")
-        return True
-    except ImportError:
-        return False
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(not _has_lifeline(), reason="spawn_pool's protection against orphaned workers "
-                                               "(nnunet.utils.lifeline, reliability branch) is not merged yet",
-                   strict=True)
 def test_no_prediction_worker_survives_a_killed_parent(tmp_path, large_input):
+    """Preprocessing (-npp 2) and export (-nps 2) workers, busy with large cases, end with their parent.
+
+    tests/reliability/test_orphans.py covers the tiny fixture images; here every worker holds a 56^3 case and the
+    slab path's hand-over files are in use."""
+    from tests.reliability.conftest import command_env
+    from tests.reliability.processes import kill_and_check_no_orphans, start, wait_for_workers
+
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(6):  # enough cases that the workers are still busy when the parent dies
         os.symlink(large_input / "big_0000.nii.gz", folder / f"c{i}_0000.nii.gz")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    with open(tmp_path / "log.txt", "w") as log:
-        process = subprocess.Popen([sys.executable, "-c", "import sys; from nnunet.cli.predict import "
-                                    "predict_from_modelfolder_main as m; sys.exit(m(sys.argv[1:]))",
-                                    "-i", str(folder), "-o", str(tmp_path / "out"), *FAST, "-npp", "2", "-nps", "2",
-                                    "--save_probabilities"], env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 120
-    workers: set[int] = set()
-    while time.monotonic() < deadline and len(workers) < 4 and process.poll() is None:
-        workers = _descendants(process.pid)
-        time.sleep(0.1)
-    assert len(workers) >= 4, (tmp_path / "log.txt").read_text()[-2000:]  # 2 preprocessing + 2 export workers
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.1)
-    alive = [p for p in workers if _alive(p)]
-    for pid in alive:  # leave nothing behind for later tests
-        os.kill(pid, signal.SIGKILL)
-    assert not alive, f"{len(alive)} worker(s) outlived their parent by 5 s"
+    process = start([sys.executable, "-c", "import sys; from nnunet.cli.predict import "
+                     "predict_from_modelfolder_main as m; sys.exit(m(sys.argv[1:]))",
+                     "-i", str(folder), "-o", str(tmp_path / "out"), *FAST, "-npp", "2", "-nps", "2",
+                     "--save_probabilities"], command_env(), tmp_path / "log")
+    workers = wait_for_workers(process, 4, 120)  # 2 preprocessing + 2 export workers
+    kill_and_check_no_orphans(process, workers, signal.SIGKILL, 5.0)
+    assert not (tmp_path / "out" / "c5.nii.gz").exists()
