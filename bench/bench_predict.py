@@ -180,6 +180,8 @@ def compare_commands(args, workdir: Path, env: dict, images: Path, model: Path, 
               "-nps", str(args.nps), "--disable_progress_bar"] + (["--disable_tta"] if args.disable_tta else [])
     commands = {"reference": [f"{args.ref_venv}/bin/nnUNetv2_predict_from_modelfolder"],
                 "ours": OURS + ["-backend", args.backend] + extra}
+    if args.only:
+        commands = {args.only: commands[args.only]}
     results: dict[str, tuple[float, float, float, str]] = {}
     for repeat in range(args.repeats):
         for name, cmd in commands.items():
@@ -195,6 +197,8 @@ def compare_commands(args, workdir: Path, env: dict, images: Path, model: Path, 
     for name, (wall, cpu, rss, status) in results.items():
         print(f"{name:>10}: {wall:7.1f} s wall ({wall / n:.2f} s/case), {cpu:.1f} s CPU for {n} case(s), peak RSS "
               f"{rss:.2f} GB ({status})")
+    if len(results) < 2:
+        return
     (rw, rc, rr, rs), (ow, oc, orr, os_) = results["reference"], results["ours"]
     print(f"{'ratio':>10}: wall ours/ref {ow / rw:.2f}x, CPU ours/ref {oc / rc:.2f}x, peak RSS ours/ref "
           f"{orr / rr:.2f}x" + ("" if rs == "ok" else "  (the reference did not finish: see its status)"))
@@ -215,6 +219,8 @@ def main() -> None:
     parser.add_argument("-nps", type=int, default=2)
     parser.add_argument("--disable_tta", action="store_true")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", choices=("ours", "reference"), default=None,
+                        help="run one implementation only (e.g. when the other one takes too long)")
     parser.add_argument("--rss-limit-gb", type=float, default=14.0)
     parser.add_argument("--workdir", default="/tmp/inference_bench")
     args = parser.parse_args()
