@@ -138,8 +138,9 @@ def _import_file(py_file: Path):
 READERS: Registry = Registry("image reader/writer", ("nnunet.io.readers",))
 NORMALIZERS: Registry = Registry("normalization scheme", ("nnunet.preprocessing.normalization",))
 FINGERPRINT_EXTRACTORS: Registry = Registry("fingerprint extractor", ("nnunet.fingerprint.extract",))
-PLANNERS: Registry = Registry("experiment planner", ("nnunet.planning.planner", "nnunet.planning.resenc"))
+PLANNERS: Registry = Registry("experiment planner", ("nnunet.planning.planner", "nnunet.planning.torchres", "nnunet.planning.resenc"))
 PREPROCESSORS: Registry = Registry("preprocessor", ("nnunet.preprocessing.preprocessor",))
-RESAMPLERS: Registry = Registry("resampling function", ("nnunet.preprocessing.resampling",))
+RESAMPLERS: Registry = Registry("resampling function", ("nnunet.preprocessing.resampling",
+                                                         "nnunet.preprocessing.resampling_torch"))
 TRAINERS: Registry = Registry("trainer", ("nnunet.training.trainer", "nnunet.training.variants"),
                               extra_folders_env="nnUNet_extTrainer")

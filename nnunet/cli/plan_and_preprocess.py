@@ -59,7 +59,8 @@ def _plan(args: argparse.Namespace, show_progress: bool) -> str:
 def _preprocess(args: argparse.Namespace, plans_identifier: str, show_progress: bool) -> None:
     from nnunet.preprocessing.api import preprocess
 
-    preprocess(args.d, plans_identifier, args.c, args.np, args.verbose, show_progress=show_progress)
+    preprocess(args.d, plans_identifier, args.c, args.np, args.verbose, show_progress=show_progress,
+               num_parts=args.num_parts, part_id=args.part_id)
 
 
 plan_and_preprocess_console = console(plan_and_preprocess_main)

@@ -15,6 +15,12 @@ def add_preprocessing_args(parser: argparse.ArgumentParser) -> None:
                              "4 otherwise). The configurations are preprocessed in one pass over the cases, with the "
                              "smallest of these values. Large images need a lot of RAM per process: lower it if you "
                              "run out")
+    parser.add_argument("-num_parts", type=int, default=1,
+                        help="split the cases into this many parts, e.g. one per node, all writing into the same "
+                             "nnUNet_preprocessed folder (default: %(default)s)")
+    parser.add_argument("-part_id", type=int, default=0,
+                        help="which part this run preprocesses: 0 ... num_parts-1. The part that completes the "
+                             "last case swaps the new data in; running a part again skips its finished cases")
 
 
 def build_preprocess_parser() -> argparse.ArgumentParser:
@@ -37,7 +43,8 @@ def preprocess_main(argv: Sequence[str] | None = None) -> int:
 
     # configurations run together with the smallest of their process counts; one pool serves every dataset
     with shared_pool(min(processes_per_configuration(args.c, args.np))):
-        preprocess(args.d, args.plans_name, args.c, args.np, args.verbose, show_progress=not args.no_pbar)
+        preprocess(args.d, args.plans_name, args.c, args.np, args.verbose, show_progress=not args.no_pbar,
+                   num_parts=args.num_parts, part_id=args.part_id)
     return 0
 
 

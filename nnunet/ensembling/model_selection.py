@@ -232,7 +232,7 @@ def _find_best(dataset_name_or_id: str | int, allowed_trained_models: Sequence[d
             "selected_model_or_models": selected_models(best_key),
         },
     }
-    save_json(info, results_dir / "inference_information.json")
+    save_json(info, results_dir / "inference_information.json", allow_nan=True)  # may hold NaN Dice, as nnU-Net
 
     def previous_stage(member: dict[str, str]) -> str | None:
         folder = results_dir / model_identifier(member["trainer"], member["plans_identifier"],

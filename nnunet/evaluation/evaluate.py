@@ -117,7 +117,7 @@ def save_summary_json(summary: dict[str, Any], output_file: str | os.PathLike) -
     out["mean"] = {label_key(k): v for k, v in summary["mean"].items()}
     for case in out["metric_per_case"]:
         case["metrics"] = {label_key(k): v for k, v in case["metrics"].items()}
-    save_json(out, output_file, sort_keys=True, indent=4)
+    save_json(out, output_file, sort_keys=True, indent=4, allow_nan=True)  # nnU-Net: NaN Dice for absent labels
 
 
 def load_summary_json(path: str | os.PathLike) -> dict[str, Any]:

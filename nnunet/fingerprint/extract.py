@@ -15,6 +15,7 @@ import numpy as np
 
 from nnunet.constants import FOREGROUND_SAMPLING_SEED, NUM_FOREGROUND_SAMPLES, default_num_processes
 from nnunet.errors import DatasetError
+from nnunet.io.case_checks import quick_case_check
 from nnunet.io.dataset_json import load_dataset_json, training_cases
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
 from nnunet.io.readers import reader_for_dataset
@@ -54,11 +55,13 @@ def sample_foreground_intensities(data: np.ndarray, seg: np.ndarray, num_samples
 
 
 def analyze_case(image_files: Sequence[str], seg_file: str, reader_name: str, num_samples: int,
-                 channel_names: dict[str, str] | None = None) -> CaseFingerprint:
+                 channel_names: dict[str, str] | None = None, case_id: str = "?") -> CaseFingerprint:
     """Read one case, crop it to its nonzero region and collect its fingerprint contribution.
 
     ``channel_names`` (dataset.json's): when given, a file with other channels (an RGB PNG among grey ones, a 4-D
-    NIfTI) is a clear error naming it.
+    NIfTI) is a clear error naming it. Images with NaN or +-Inf values and labels whose shape differs from the
+    image are refused with one error naming the files (they would turn the intensity statistics, and then every
+    preprocessed case, into NaN).
     """
     from nnunet.io.readers import reader_class
 
@@ -69,6 +72,7 @@ def analyze_case(image_files: Sequence[str], seg_file: str, reader_name: str, nu
         from nnunet.io.channels import check_case_channels
 
         check_case_channels(reader, data, image_files, channel_names, seg, seg_file)
+    quick_case_check(case_id, data, seg, image_files, seg_file, None)
     shape_before = data.shape[1:]
     data, seg, _ = crop_to_nonzero(data, seg)
     shape_after = data.shape[1:]
@@ -82,6 +86,9 @@ def analyze_case(image_files: Sequence[str], seg_file: str, reader_name: str, nu
 
 def intensity_statistics(samples: np.ndarray, overwrite: bool = False) -> dict[str, float]:
     """Statistics of one channel's pooled foreground samples (population std, linear percentiles).
+
+    Without any sample every statistic is NaN, as in nnU-Net; :meth:`DatasetFingerprintExtractor.run` refuses to
+    write such a fingerprint (NaN is not standard JSON, and nothing could be normalized with it).
 
     ``overwrite=True`` lets the percentiles reorder ``samples`` in place instead of copying them (400 MB for
     nnU-Net's 10^8 samples); the other statistics are taken first, so every value is the same either way.
@@ -192,7 +199,7 @@ class DatasetFingerprintExtractor:
         reader = reader_for_dataset(self.dataset_json, first_case["images"][0])
         num_samples = int(NUM_FOREGROUND_SAMPLES // len(self.cases))
         jobs = [([str(f) for f in c["images"]], str(c["label"]), reader.__name__, num_samples,
-                 self.dataset_json["channel_names"]) for c in self.cases.values()]
+                 self.dataset_json["channel_names"], case_id) for case_id, c in self.cases.items()]
         num_channels = len(self.dataset_json["channel_names"])
         samples = PooledSamples(len(jobs), num_channels, num_samples)
 
@@ -203,8 +210,18 @@ class DatasetFingerprintExtractor:
         results = run_parallel(analyze_case, jobs, self.num_processes, desc=f"Fingerprint {self.dataset_name}",
                                show_progress=show_progress, on_result=keep_samples_only_once)
         fingerprint = aggregate(results, num_channels, samples)
+        self._refuse_empty_foreground(fingerprint)
         save_json(fingerprint, self.output_file, sort_keys=True, indent=4)
         return fingerprint
+
+
+    def _refuse_empty_foreground(self, fingerprint: dict[str, Any]) -> None:
+        stats = fingerprint["foreground_intensity_properties_per_channel"]
+        empty = [c for c, values in stats.items() if not all(np.isfinite(v) for v in values.values())]
+        if empty:
+            raise DatasetError(f"{self.raw_folder / 'labelsTr'}: no label file of {self.dataset_name} has any "
+                               f"foreground voxel (label > 0), so there are no intensity statistics (channels "
+                               f"{', '.join(empty)}). Check the label files and their 'labels' in dataset.json.")
 
 
 def extract_fingerprints(dataset_ids: Sequence[str | int], extractor_name: str = "DatasetFingerprintExtractor",

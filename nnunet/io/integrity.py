@@ -21,13 +21,13 @@ from nnunet.errors import DatasetError, NnunetError
 from nnunet.io.dataset_json import REQUIRED_KEYS
 from nnunet.io.labels import LabelManager
 from nnunet.utils.json import load_json
+from nnunet.io.case_checks import check_case
 from nnunet.utils.pool import run_parallel
 
 #: how many example case ids a message shows at most
 MAX_EXAMPLES = 5
 #: how many cases are tried when looking for a reader that can open the dataset's files
 MAX_READER_PROBES = 5
-_OVERLAY_HINT = "Check the overlay of image and label (e.g. nnUNetv2_plot_overlay_pngs or a viewer)."
 
 
 @dataclass
@@ -313,112 +313,6 @@ def _check_cases(folder: Path, cases: dict[str, _Case], reader: str, num_channel
     problems = [p for r in results for p in r[0]]
     notes = [w for r in results for w in r[1]]
     return problems, notes
-
-
-def check_case(case_id: str, image_files: list[str], label_file: str, reader_name: str, num_channels: int,
-               expected_labels: list[int] | None, root: str = "") -> tuple[list[str], list[str]]:
-    """Read one case and return ``(problems, warnings)`` as messages naming the case and its files."""
-    from nnunet.registry import READERS
-
-    reader = READERS.get(reader_name)()
-    problems: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        data, props = _read(lambda: reader.read_images(image_files), case_id, "image", problems)
-        seg, seg_props = _read(lambda: reader.read_seg(label_file), case_id, "label", problems)
-    notes = [f"case {case_id}: {w.message}" for w in caught]
-    images = [_short(f, root) for f in image_files]
-    label = _short(label_file, root)
-    if data is not None:
-        problems += _image_problems(case_id, data, images, num_channels)
-    if seg is not None:
-        problems += _label_problems(seg, label, expected_labels)
-        if not np.isnan(seg).any() and seg.max(initial=0) == 0 and seg.min(initial=0) == 0:
-            # nnU-Net means to warn here too, but an inverted condition silences it; empty cases are legal
-            notes.append(f"{label}: the label file contains only background (0).")
-    if data is not None and seg is not None:
-        problems += _match_problems(case_id, data, props, seg, seg_props, images, label)
-        notes += _geometry_warnings(case_id, props, seg_props, images, label)
-    return problems, notes
-
-
-def _read(fn, case_id: str, what: str, problems: list[str]):
-    try:
-        return fn()
-    except NnunetError as e:
-        problems.append(f"case {case_id}: cannot read the {what}: {e}")
-    except Exception as e:  # an unexpected library error must become a listed problem, not a traceback
-        problems.append(f"case {case_id}: cannot read the {what}: {type(e).__name__}: {e}")
-    return None, None
-
-
-def _short(path: str, root: str) -> str:
-    try:
-        return str(Path(path).relative_to(root)) if root else path
-    except ValueError:
-        return path
-
-
-def _image_problems(case_id: str, data: np.ndarray, images: list[str], num_channels: int) -> list[str]:
-    problems = []
-    if data.shape[0] != num_channels:
-        problems.append(f"case {case_id}: {data.shape[0]} channel(s) read from {images}, but dataset.json "
-                        f"'channel_names' lists {num_channels}.")
-    nan_channels = [c for c in range(data.shape[0]) if np.isnan(data[c]).any()]
-    if nan_channels:
-        where = [images[c] for c in nan_channels] if len(images) == data.shape[0] else images
-        problems.append(f"case {case_id}: NaN values in image file(s) {where}.")
-    return problems
-
-
-def _label_problems(seg: np.ndarray, label: str, expected_labels: list[int] | None) -> list[str]:
-    if np.isnan(seg).any():
-        return [f"{label}: the label file contains NaN values."]
-    if expected_labels is None:
-        return []
-    found = np.unique(seg)
-    unexpected = [_num(v) for v in found if v not in expected_labels]
-    if unexpected:
-        return [f"Unexpected labels found in file {label}: {unexpected}. dataset.json 'labels' allows only "
-                f"{expected_labels}."]
-    return []
-
-
-def _num(v: float) -> int | float:
-    return int(v) if float(v).is_integer() else float(v)
-
-
-def _match_problems(case_id: str, data: np.ndarray, props: dict, seg: np.ndarray, seg_props: dict,
-                    images: list[str], label: str) -> list[str]:
-    problems = []
-    if data.shape[1:] != seg.shape[1:]:
-        problems.append(f"case {case_id}: image shape {tuple(data.shape[1:])} ({images}) differs from label "
-                        f"shape {tuple(seg.shape[1:])} ({label}).")
-    sp, seg_sp = props.get("spacing"), seg_props.get("spacing")
-    if sp is not None and seg_sp is not None and (len(sp) != len(seg_sp) or not np.allclose(sp, seg_sp)):
-        problems.append(f"case {case_id}: image spacing {_fmt(sp)} ({images}) differs from label spacing "
-                        f"{_fmt(seg_sp)} ({label}).")
-    return problems
-
-
-def _fmt(values) -> list[float]:
-    return [round(float(v), 6) for v in values]
-
-
-def _geometry_warnings(case_id: str, props: dict, seg_props: dict, images: list[str], label: str) -> list[str]:
-    notes = []
-    if "sitk_stuff" in props and "sitk_stuff" in seg_props:
-        for key in ("origin", "direction"):
-            a, b = props["sitk_stuff"][key], seg_props["sitk_stuff"][key]
-            if len(a) != len(b) or not np.allclose(a, b):
-                notes.append(f"case {case_id}: the {key} of the image ({images[0]}: {_fmt(a)}) differs from the "
-                             f"label's ({label}: {_fmt(b)}). {_OVERLAY_HINT}")
-    if "nibabel_stuff" in props and "nibabel_stuff" in seg_props:
-        a, b = props["nibabel_stuff"]["original_affine"], seg_props["nibabel_stuff"]["original_affine"]
-        if not np.allclose(a, b):
-            notes.append(f"case {case_id}: the affine of the image ({images[0]}) differs from the label's "
-                         f"({label}). {_OVERLAY_HINT}")
-    return notes
 
 
 # --- reporting ------------------------------------------------------------------------------------------------

@@ -52,4 +52,24 @@ def plan_experiments(dataset_ids: Sequence[str | int], planner_name: str = "Expe
                                                           overwrite_plans_name)
         configs = ", ".join(plans["configurations"])
         print(f"{plans['dataset_name']}: wrote {plans_identifier}.json ({configs})")
+        for line in configuration_summary(plans):
+            print(f"  {line}")
     return plans_identifier
+
+
+def configuration_summary(plans: dict[str, Any]) -> list[str]:
+    """One line per configuration that has its own patch: patch size, batch size, spacing (inherited values
+    resolved, so a cascade stage shows what it trains with)."""
+    from nnunet.errors import NnunetError
+    from nnunet.planning.plans import Plans
+
+    resolved = Plans(plans)
+    lines = []
+    for name in resolved.available_configurations:
+        try:
+            c = resolved.configuration(name)
+            lines.append(f"{name}: patch size {c.patch_size}, batch size {c.batch_size}, "
+                         f"spacing {[round(s, 4) for s in c.spacing]}")
+        except (NnunetError, KeyError, TypeError, ValueError):
+            lines.append(f"{name}: (incomplete configuration)")
+    return lines

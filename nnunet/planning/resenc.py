@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nnunet.planning.planner import ExperimentPlanner, torch_resampling_settings
+from nnunet.planning.planner import ExperimentPlanner
+from nnunet.planning.torchres import torch_resampling_settings
 from nnunet.registry import PLANNERS
 
 

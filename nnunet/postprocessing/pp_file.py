@@ -117,4 +117,4 @@ def postprocessing_json(baseline: dict, postprocessed: dict, pp_fns: list[Callab
 
 
 def save_postprocessing_json(content: dict[str, Any], path: str | os.PathLike) -> None:
-    save_json(content, path, sort_keys=True, indent=4)
+    save_json(content, path, sort_keys=True, indent=4, allow_nan=True)  # may hold NaN Dice, as nnU-Net

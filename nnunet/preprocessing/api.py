@@ -5,9 +5,9 @@ import warnings
 from typing import Sequence
 
 from nnunet.errors import Interrupted, NnunetError
-from nnunet.io.dataset_json import load_dataset_json
 from nnunet.io.naming import preprocessed_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import PREPROCESSING_KEYS, Plans
+from nnunet.planning.plans import PREPROCESSING_KEYS, PREPROCESSING_PLANS_KEYS, Plans
+from nnunet.preprocessing.staging import shard
 from nnunet.registry import PREPROCESSORS
 
 DEFAULT_NUM_PROCESSES = {"2d": 8, "3d_fullres": 4, "3d_lowres": 8}
@@ -53,17 +53,15 @@ def processes_per_configuration(configurations: Sequence[str], num_processes: Se
 def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans",
                        configurations: Sequence[str] = ("2d", "3d_fullres", "3d_lowres"),
                        num_processes: Sequence[int] | int | None = None, verbose: bool = False,
-                       show_progress: bool = True) -> None:
-    """Preprocess the configurations of one dataset.
+                       show_progress: bool = True, num_parts: int = 1, part_id: int = 0) -> None:
+    """Preprocess the configurations of one dataset (or part ``part_id`` of ``num_parts`` of its cases).
 
     Configurations that use the same preprocessor run in one pass over the cases (each case is read once), with
     the smallest of their process counts so that no configuration gets more workers than it was given.
     """
-    from nnunet.preprocessing.preprocessor import copy_gt_segmentations
-
     name = resolve_dataset_name(dataset)
     folder = preprocessed_dataset_folder(name)
-    plans = Plans.load(folder / f"{plans_identifier}.json")
+    plans = Plans.load(folder / f"{plans_identifier}.json", dataset_name=name, required=PREPROCESSING_PLANS_KEYS)
     counts = processes_per_configuration(configurations, num_processes)
     groups: dict[str, tuple[list[str], list[int]]] = {}
     for configuration_name, n in zip(configurations, counts):
@@ -81,11 +79,24 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
         if _runs_one_configuration_at_a_time(preprocessor):
             for configuration_name, n in zip(names, ns):
                 print(f"{name}: {configuration_name} with {n} processes")
-                preprocessor.run(name, configuration_name, plans_identifier, n, show_progress=show_progress)
+                kwargs = {"num_parts": num_parts, "part_id": part_id} if num_parts > 1 else {}
+                preprocessor.run(name, configuration_name, plans_identifier, n, show_progress=show_progress, **kwargs)
         else:
             print(f"{name}: {', '.join(names)} in one pass over the cases with {min(ns)} processes")
-            preprocessor.run_configurations(name, names, plans_identifier, min(ns), show_progress=show_progress)
-    copy_gt_segmentations(name, load_dataset_json(folder / "dataset.json"))
+            preprocessor.run_configurations(name, names, plans_identifier, min(ns), show_progress=show_progress,
+                                            num_parts=num_parts, part_id=part_id)
+    _copy_gt_segmentations(name, num_parts, part_id)
+
+
+def _copy_gt_segmentations(dataset_name: str, num_parts: int, part_id: int) -> None:
+    """This part's share of gt_segmentations (parts running at once copy disjoint files)."""
+    from nnunet.io.dataset_json import load_dataset_json, training_cases
+    from nnunet.io.naming import raw_dataset_folder
+    from nnunet.preprocessing.preprocessor import copy_gt_segmentations
+
+    dataset_json = load_dataset_json(preprocessed_dataset_folder(dataset_name) / "dataset.json")
+    cases = training_cases(raw_dataset_folder(dataset_name), dataset_json)
+    copy_gt_segmentations(dataset_name, dataset_json, shard(list(cases), num_parts, part_id))
 
 
 def _runs_one_configuration_at_a_time(preprocessor) -> bool:
@@ -108,7 +119,7 @@ def _warn_about_shared_data(dataset_name: str, plans: Plans, configuration_name:
 def preprocess(dataset_ids: Sequence[str | int], plans_identifier: str = "nnUNetPlans",
                configurations: Sequence[str] = ("2d", "3d_fullres", "3d_lowres"),
                num_processes: Sequence[int] | int | None = None, verbose: bool = False,
-               show_progress: bool = True) -> None:
+               show_progress: bool = True, num_parts: int = 1, part_id: int = 0) -> None:
     """Preprocess the given configurations of each dataset (see :class:`DefaultPreprocessor`).
 
     Args:
@@ -118,12 +129,18 @@ def preprocess(dataset_ids: Sequence[str | int], plans_identifier: str = "nnUNet
         num_processes: one count for all configurations, one per configuration, or None for the defaults
             (2d: 8, 3d_fullres: 4, 3d_lowres: 8, others: 4).
         verbose: passed to the preprocessor.
-        show_progress: one progress bar per configuration.
+        show_progress: one progress bar per pass.
+        num_parts, part_id: preprocess only every ``num_parts``-th case starting at ``part_id`` (sorted case
+            ids), into the same staging folder as the other parts; the part that completes the last case swaps
+            the new folders in (see :mod:`nnunet.preprocessing.staging`).
     """
     processes_per_configuration(configurations, num_processes)  # a bad -np fails before any work
+    shard([], num_parts, part_id)  # and so does a bad -num_parts / -part_id
     try:
         for dataset in dataset_ids:
-            preprocess_dataset(dataset, plans_identifier, configurations, num_processes, verbose, show_progress)
+            preprocess_dataset(dataset, plans_identifier, configurations, num_processes, verbose, show_progress,
+                               num_parts, part_id)
     except KeyboardInterrupt:
-        raise Interrupted("Every case written so far is complete (it has its .pkl), but preprocessing does not "
-                          "resume: running the command again rebuilds the folders from the start.") from None
+        raise Interrupted("The existing preprocessed data is untouched; the cases written so far are kept in the "
+                          "staging folder(s) (<data_identifier>.staging) and reused when you run the same command "
+                          "again.") from None

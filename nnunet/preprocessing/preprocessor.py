@@ -14,16 +14,20 @@ from typing import Any, Sequence
 import numpy as np
 
 from nnunet.errors import NnunetError
+from nnunet.io.case_checks import allowed_label_values, quick_case_check
 from nnunet.io.dataset_json import label_manager, load_dataset_json, training_cases
 from nnunet.io.channels import check_case_channels
 from nnunet.io.readers import reader_class
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans
+from nnunet.planning.plans import (PREPROCESSING_KEYS, PREPROCESSING_PLANS_KEYS, Configuration, Plans,
+                                   check_preprocessing_keys)
 from nnunet.preprocessing.class_locations import class_location_keys, sample_class_locations
 from nnunet.preprocessing.cropping import crop_to_nonzero
 from nnunet.preprocessing.resampling import compute_new_shape
+from nnunet.preprocessing.staging import StagedBuild, build_signature, shard
 from nnunet.preprocessing.storage import save_case
 from nnunet.registry import NORMALIZERS, PREPROCESSORS
+from nnunet.utils.files import publish
 from nnunet.utils.pool import run_parallel
 
 logger = logging.getLogger(__name__)
@@ -131,39 +135,71 @@ class DefaultPreprocessor:
         return json.dumps(settings, sort_keys=True, default=str)
 
     def run(self, dataset_name_or_id: str | int, configuration_name: str, plans_identifier: str,
-            num_processes: int, show_progress: bool = True) -> None:
+            num_processes: int, show_progress: bool = True, num_parts: int = 1, part_id: int = 0) -> None:
         """Preprocess every training case of a dataset for one configuration."""
         self.run_configurations(dataset_name_or_id, [configuration_name], plans_identifier, num_processes,
-                                show_progress)
+                                show_progress, num_parts, part_id)
 
     def run_configurations(self, dataset_name_or_id: str | int, configuration_names: Sequence[str],
-                           plans_identifier: str, num_processes: int, show_progress: bool = True) -> None:
-        """Preprocess every training case for several configurations in one pass.
+                           plans_identifier: str, num_processes: int, show_progress: bool = True,
+                           num_parts: int = 1, part_id: int = 0) -> None:
+        """Preprocess the training cases (part ``part_id`` of ``num_parts``) for several configurations in one pass.
 
-        Each case is read once and written to every configuration's folder, in the order given (a later
-        configuration sharing a data_identifier overwrites an earlier one, as separate runs would).
+        Each case is read once and written to every configuration's staging folder; configurations sharing a
+        data_identifier write it once, with the settings of the last of them (what separate runs would leave).
+        Cases already complete in a matching staging folder are skipped. A configuration's folder is swapped
+        in when all of its cases are complete (see :mod:`nnunet.preprocessing.staging`).
         """
         dataset_name = resolve_dataset_name(dataset_name_or_id)
         pre_folder = preprocessed_dataset_folder(dataset_name)
-        plans = Plans.load(pre_folder / f"{plans_identifier}.json")
+        plans = Plans.load(pre_folder / f"{plans_identifier}.json", dataset_name=dataset_name,
+                           required=PREPROCESSING_PLANS_KEYS)
         dataset_json = load_dataset_json(pre_folder / "dataset.json")
         cases = training_cases(raw_dataset_folder(dataset_name), dataset_json)
-        targets = []
-        for name in configuration_names:
-            out_folder = pre_folder / plans.configuration(name).data_identifier
-            if out_folder.is_dir():
-                shutil.rmtree(out_folder)  # stale cases from an earlier plan must not be mixed in
-            out_folder.mkdir(parents=True, exist_ok=True)
-            targets.append((name, str(out_folder)))
-        jobs = [(type(self).__name__, self.verbose, case_id, [str(f) for f in c["images"]], str(c["label"]),
-                 str(plans.source), targets, dataset_json)
-                for case_id, c in cases.items()]
+        mine = shard(list(cases), num_parts, part_id)
+        builds = self._open_builds(plans, configuration_names, dataset_json, cases, pre_folder)
+        jobs = []
+        allowed = allowed_label_values(dataset_json)
+        for case_id in mine:
+            targets = [(b.configuration, str(b.staging)) for b in builds if case_id not in b.done]
+            if targets:
+                c = cases[case_id]
+                jobs.append((type(self).__name__, self.verbose, case_id, [str(f) for f in c["images"]],
+                             str(c["label"]), str(plans.source), targets, dataset_json, allowed))
+        part = f" (part {part_id + 1} of {num_parts}: {len(mine)} cases)" if num_parts > 1 else ""
+        if num_parts > 1:
+            print(f"{dataset_name}: part {part_id + 1} of {num_parts}: {len(mine)} of {len(cases)} cases")
+        if len(jobs) < len(mine):
+            print(f"{dataset_name}: {len(mine) - len(jobs)} case(s) already complete in the staging folder")
         run_parallel(_preprocess_and_save, jobs, num_processes,
-                     desc=f"Preprocessing {', '.join(configuration_names)}", show_progress=show_progress)
+                     desc=f"Preprocessing {', '.join(b.configuration for b in builds)}{part}",
+                     show_progress=show_progress)
+        for build in builds:
+            _report(dataset_name, build, build.publish_if_complete(list(cases)), len(cases))
+
+    def _open_builds(self, plans: Plans, configuration_names: Sequence[str], dataset_json: dict[str, Any],
+                     cases: dict[str, dict[str, Any]], pre_folder: Path) -> list[StagedBuild]:
+        last_per_folder = {plans.configuration(n).data_identifier: n for n in configuration_names}
+        builds = []
+        for data_identifier, name in last_per_folder.items():
+            configuration = plans.configuration(name)
+            check_preprocessing_keys(configuration, plans.source)
+            signature = build_signature(plans, configuration, dataset_json, type(self).__name__)
+            builds.append(StagedBuild.open(pre_folder / data_identifier, signature, plans.source, cases))
+        return builds
+
+
+def _report(dataset_name: str, build: StagedBuild, swapped: bool, num_cases: int) -> None:
+    if swapped:
+        print(f"{dataset_name}: {build.configuration} complete ({num_cases} cases) in {build.final}")
+    elif build.staging.is_dir():
+        print(f"{dataset_name}: {build.configuration}: this part is done; {build.final.name} is swapped in by the "
+              f"part that completes the last case (staging: {build.staging})")
 
 
 def _preprocess_and_save(preprocessor_name: str, verbose: bool, case_id: str, image_files: list[str], seg_file: str,
-                         plans_file: str, targets: list[tuple[str, str]], dataset_json: dict[str, Any]) -> None:
+                         plans_file: str, targets: list[tuple[str, str]], dataset_json: dict[str, Any],
+                         allowed_labels: list[int] | None = None) -> None:
     """Worker: preprocess one case for each (configuration, output folder) target and write it.
 
     Returns nothing so no array crosses process boundaries. The case is read once unless the preprocessor
@@ -185,6 +221,7 @@ def _preprocess_and_save(preprocessor_name: str, verbose: bool, case_id: str, im
     raw = preprocessor.read_case(image_files, seg_file, plans)
     check_case_channels(reader_class(plans.image_reader_writer)(), raw[0], image_files, dataset_json["channel_names"],
                         raw[1], seg_file)
+    quick_case_check(case_id, raw[0], raw[1], image_files, seg_file, allowed_labels)
     keys = [preprocessor.shared_output_key(plans, c, raw[2]) for c in configurations]
     done: dict[str, tuple] = {}
     for i, (configuration, (_, out_folder)) in enumerate(zip(configurations, targets)):
@@ -232,16 +269,19 @@ def _limit_blas_threads() -> None:
     _blas_limit.append(threadpool_limits(limits=1, user_api="blas"))
 
 
-def copy_gt_segmentations(dataset_name: str, dataset_json: dict[str, Any]) -> None:
-    """Copy raw label files to nnUNet_preprocessed/DatasetXXX/gt_segmentations (only new or changed ones)."""
+def copy_gt_segmentations(dataset_name: str, dataset_json: dict[str, Any],
+                          case_ids: Sequence[str] | None = None) -> None:
+    """Copy raw label files to nnUNet_preprocessed/DatasetXXX/gt_segmentations (only new or changed ones; only
+    ``case_ids`` when given, so that parallel parts copy disjoint shares)."""
     raw_folder = raw_dataset_folder(dataset_name)
     target = preprocessed_dataset_folder(dataset_name) / "gt_segmentations"
     target.mkdir(parents=True, exist_ok=True)
     ending = dataset_json["file_ending"]
     for case_id, case in training_cases(raw_folder, dataset_json).items():
+        if case_ids is not None and case_id not in case_ids:
+            continue
         dst = target / f"{case_id}{ending}"
         src = Path(case["label"])
         if not dst.exists() or src.stat().st_mtime > dst.stat().st_mtime:
-            tmp = dst.with_name(f".{dst.name}.partial")
-            shutil.copy2(src, tmp)
-            os.replace(tmp, dst)
+            with publish(dst) as tmp:
+                shutil.copy2(src, tmp)

@@ -21,6 +21,7 @@ import torch
 from nnunet.errors import ConfigurationError, Interrupted, NnunetError
 from nnunet.io.naming import preprocessed_dataset_folder
 from nnunet.paths import results_root
+from nnunet.planning.plans import Plans
 from nnunet.training import ddp
 from nnunet.training.checkpoint import load_checkpoint_file, strip_module_prefixes
 from nnunet.training.data.splits import SPLITS_FILE
@@ -63,7 +64,7 @@ def get_trainer_from_args(dataset_name_or_id: int | str, configuration: str, fol
     if not plans_file.is_file():
         raise ConfigurationError(f"Plans file {plans_file} not found. Run nnUNet_plan_and_preprocess first, or "
                                  f"check -p.")
-    plans = load_json(plans_file)
+    plans = Plans.load(plans_file, dataset_name=folder.name).data  # refuses another dataset's or malformed plans
     if configuration not in plans.get("configurations", {}):
         raise ConfigurationError(f"Configuration {configuration!r} is not in {plans_file}. Available: "
                                  f"{', '.join(plans.get('configurations', {}))}.")

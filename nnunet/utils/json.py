@@ -43,9 +43,18 @@ def load_json(path: str | os.PathLike) -> Any:
         raise NnunetError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
 
 
-def save_json(obj: Any, path: str | os.PathLike, sort_keys: bool = True, indent: int = 4) -> None:
-    """Write ``obj`` as JSON atomically (numpy types converted)."""
-    text = json.dumps(to_builtin(obj), sort_keys=sort_keys, indent=indent)
+def save_json(obj: Any, path: str | os.PathLike, sort_keys: bool = True, indent: int = 4,
+              allow_nan: bool = False) -> None:
+    """Write ``obj`` as standard JSON atomically (numpy types converted).
+
+    NaN and +-Infinity are refused (they are not JSON, and a NaN in plans or a fingerprint silently spoils every
+    later step) unless ``allow_nan``: for files whose nnU-Net format holds NaN (Dice of absent structures).
+    """
+    try:
+        text = json.dumps(to_builtin(obj), sort_keys=sort_keys, indent=indent, allow_nan=allow_nan)
+    except ValueError as e:
+        raise NnunetError(f"Refusing to write {path}: it would contain NaN or Infinity, which is not standard "
+                          f"JSON ({e}).") from None
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

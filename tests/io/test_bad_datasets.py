@@ -128,8 +128,8 @@ BROKEN: dict[str, tuple[str, Callable[[Path], None], list[str]]] = {
     "labels not consecutive": ("3d_iso", _not_consecutive,
                                ["must be consecutive", "missing [2]",
                                 "Unexpected labels found in file labelsTr/case_000.nii.gz: [2]"]),
-    "NaN in image": ("3d_nrrd", _nan_image, ["case case_001: NaN values in image file(s) ['imagesTr/case_001_0000.nrrd']"]),
-    "NaN in label": ("3d_nrrd", _nan_label, ["labelsTr/case_000.nrrd: the label file contains NaN"]),
+    "NaN in image": ("3d_nrrd", _nan_image, ["case case_001: image file imagesTr/case_001_0000.nrrd contains non-finite values (1 NaN)"]),
+    "NaN in label": ("3d_nrrd", _nan_label, ["labelsTr/case_000.nrrd: the label file contains non-finite values (1 NaN)"]),
     "too many channel names": ("3d_iso", lambda f: _edit_json(f, channel_names={"0": "MRI", "1": "T2"}),
                                ["case case_000: 1 channel(s) read", "'channel_names' lists 2"]),
     "bad channel_names keys": ("3d_iso", lambda f: _edit_json(f, channel_names={"1": "MRI"}),
@@ -156,7 +156,7 @@ BROKEN: dict[str, tuple[str, Callable[[Path], None], list[str]]] = {
     "badly named image file": ("3d_iso", _badly_named, ["imagesTr/extra.nii.gz: the name does not follow"]),
     "several problems": ("3d_nrrd", _several,
                          ["3 problem(s)", "label file labelsTr/case_000.nrrd is missing",
-                          "NaN values in image file(s) ['imagesTr/case_001_0000.nrrd']",
+                          "image file imagesTr/case_001_0000.nrrd contains non-finite values (1 NaN)",
                           "Unexpected labels found in file labelsTr/case_002.nrrd: [7]"]),
 }
 

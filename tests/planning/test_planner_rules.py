@@ -11,9 +11,9 @@ import pytest
 from nnunet.cli.plan import plan_experiment_main
 from nnunet.errors import ConfigurationError, DatasetError, NnunetError
 from nnunet.planning.api import plan_experiments
-from nnunet.planning.planner import (axis_to_shrink, batch_size_for, copy_splits_file, fullres_target_spacing,
-                                     lowres_spacing_step, normalization_scheme_for_channel, resampled_shape,
-                                     transpose_for_spacing)
+from nnunet.planning.rules import (axis_to_shrink, batch_size_for, copy_splits_file, fullres_target_spacing,
+                                   lowres_spacing_step, normalization_scheme_for_channel, resampled_shape,
+                                   transpose_for_spacing)
 from nnunet.planning.plans import Plans, convert_legacy_configuration, merge_plans
 from nnunet.planning.topology import get_pool_and_conv_props
 from nnunet.planning.vram import plain_unet_feature_map_size

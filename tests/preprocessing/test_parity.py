@@ -119,6 +119,8 @@ def test_corrupt_label_names_the_file_and_leaves_no_partial_case(nnunet_dirs, ca
     assert preprocess_main(["-d", str(dataset_id), "-c", "3d_fullres", "-np", "1", "--no_pbar"]) == 1
     err = capsys.readouterr().err
     assert "case_001.nii.gz" in err and "Traceback" not in err
-    folder = pre / "nnUNetPlans_3d_fullres"
-    assert not any(p.name.startswith(("case_001", ".case_001")) for p in folder.iterdir())
-    assert "case_001" not in case_ids(folder)
+    # nothing is published: the cases written so far wait in the staging folder, case_001 is not among them
+    assert not (pre / "nnUNetPlans_3d_fullres").exists()
+    staging = pre / "nnUNetPlans_3d_fullres.staging"
+    assert not any(p.name.startswith(("case_001", ".case_001")) for p in staging.iterdir())
+    assert "case_001" not in case_ids(staging)

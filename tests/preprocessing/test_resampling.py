@@ -12,7 +12,7 @@ from batchgenerators.augmentations.utils import resize_segmentation
 from scipy.ndimage import map_coordinates, zoom
 from skimage.transform import resize
 
-from nnunet.preprocessing import resampling
+from nnunet.preprocessing import resampling, resampling_torch
 from nnunet.preprocessing.resampling import (dense_axis_operator, resample_data_or_seg_to_shape, resize_labels,
                                              separate_z_axis)
 
@@ -150,9 +150,9 @@ def test_torch_resampling_equals_the_reference():
     module, folder = _fixture_module()
     ref = np.load(folder / "torch_resampling_ref.npz")
     for i, (new, current, target, force, memefficient) in enumerate(module.TORCH_CASES):
-        data = resampling.resample_torch_fornnunet(ref[f"{i}_data_in"], new, current, target, is_seg=False,
-                                                   force_separate_z=force)
+        data = resampling_torch.resample_torch_fornnunet(ref[f"{i}_data_in"], new, current, target, is_seg=False,
+                                                         force_separate_z=force)
         assert data.dtype == np.float32 and np.array_equal(data, ref[f"{i}_data_out"]), i
-        seg = resampling.resample_torch_fornnunet(ref[f"{i}_seg_in"], new, current, target, is_seg=True,
+        seg = resampling_torch.resample_torch_fornnunet(ref[f"{i}_seg_in"], new, current, target, is_seg=True,
                                                   force_separate_z=force, memefficient_seg_resampling=memefficient)
         assert seg.dtype == ref[f"{i}_seg_out"].dtype and np.array_equal(seg, ref[f"{i}_seg_out"]), i

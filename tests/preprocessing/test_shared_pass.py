@@ -161,7 +161,7 @@ def test_plan_and_preprocess_with_different_process_counts(nnunet_dirs, capsys):
     assert len(case_ids(pre / "nnUNetPlans_2d")) == len(case_ids(pre / "nnUNetPlans_3d_fullres")) == 3
 
 
-def test_ctrl_c_leaves_only_complete_cases_and_a_rerun_rebuilds(nnunet_dirs):
+def test_ctrl_c_leaves_only_complete_cases_and_a_rerun_resumes(nnunet_dirs):
     import glob
     import os
     import signal
@@ -178,18 +178,23 @@ def test_ctrl_c_leaves_only_complete_cases_and_a_rerun_rebuilds(nnunet_dirs):
     # a terminal's Ctrl-C reaches the whole process group: the command and its workers
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True, env=os.environ.copy())
+    staging = pre / "nnUNetPlans_3d_fullres.staging"
     deadline = time.time() + 120
-    while len(glob.glob(str(pre / "nnUNetPlans_3d_fullres" / "*.pkl"))) < 2 and time.time() < deadline:
+    while len(glob.glob(str(staging / "*.pkl"))) < 2 and time.time() < deadline:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err and "does not resume" in err
-    written = case_ids(pre / "nnUNetPlans_3d_fullres")
+    assert proc.returncode == 130 and "Traceback" not in err and "reused" in err, err
+    assert not (pre / "nnUNetPlans_3d_fullres").exists()  # nothing half-built is published
+    written = case_ids(staging)
     assert 2 <= len(written) < 48
     for case in written:  # every listed case is whole
-        data, seg, _ = load_case(pre / "nnUNetPlans_3d_fullres", case)
+        data, seg, _ = load_case(staging, case)
         assert data[:].shape[1:] == seg[:].shape[1:]
 
-    assert subprocess.run(command, capture_output=True, text=True, env=os.environ.copy()).returncode == 0
+    again = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    assert again.returncode == 0, again.stderr
+    assert "already complete in the staging folder" in again.stdout
     for name in ("nnUNetPlans_2d", "nnUNetPlans_3d_fullres"):
-        assert len(case_ids(pre / name)) == 48
+        assert len(case_ids(pre / name)) == 48 and (pre / f"{name}.complete.json").is_file()
+        assert not (pre / f"{name}.staging").exists()

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from nnunet.preprocessing.class_locations import num_samples, sample_class_locations
-from nnunet.preprocessing.storage import block_and_chunk_shape, case_ids, choose_filter, load_case, save_case
+from nnunet.preprocessing.blosc2_layout import block_and_chunk_shape, choose_filter
+from nnunet.preprocessing.storage import case_ids, load_case, save_case
 from tests.conftest import FIXTURES
 
 HERE = FIXTURES / "preprocessing"
@@ -55,7 +56,7 @@ def test_saved_case_round_trips_with_the_reference_layout(tmp_path):
 
 
 def test_interrupted_write_leaves_no_case(tmp_path, monkeypatch):
-    import nnunet.preprocessing.storage as storage
+    import nnunet.preprocessing.blosc2_layout as storage
 
     data = np.ones((1, 4, 4, 4), np.float32)
     seg = np.zeros((1, 4, 4, 4), np.int8)

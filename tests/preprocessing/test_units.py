@@ -86,10 +86,14 @@ def test_save_case_is_complete_or_absent(tmp_path, monkeypatch):
     save_case(tmp_path, "good", data, seg, {"spacing": [1, 1, 1]}, [4, 4, 4])
     import nnunet.preprocessing.storage as storage
 
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt
+    write = storage._write_file
 
-    monkeypatch.setattr(storage, "save_pickle", crash)
+    def crash_on_properties(path, content):
+        if path.suffix == ".pkl":  # written last
+            raise KeyboardInterrupt
+        write(path, content)
+
+    monkeypatch.setattr(storage, "_write_file", crash_on_properties)
     with pytest.raises(KeyboardInterrupt):
         save_case(tmp_path, "bad", data, seg, {}, [4, 4, 4])
     assert case_ids(tmp_path) == ["good"]  # the interrupted case is not listed as a case

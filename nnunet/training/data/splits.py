@@ -84,12 +84,37 @@ def train_val_keys(preprocessed_dataset_folder: str | os.PathLike, fold: int | s
             f"creating a random (but seeded) 80:20 split!")
         train, val = random_80_20_split(identifiers, fold)
     log(f"This split has {len(train)} training and {len(val)} validation cases.")
-    available = set(identifiers)
-    missing = sorted(set(train + val) - available)
-    if missing:
-        raise DatasetError(f"The split for fold {fold} names cases that are not in the preprocessed data: "
-                           f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}. Check {SPLITS_FILE}.")
+    if fold < len(splits):
+        check_splits_against_data(splits, identifiers, preprocessed_dataset_folder, log)
     if set(train) & set(val):
         log("WARNING: Some validation cases are also in the training set. Please check the splits.json or ignore "
             "if this is intentional.")
     return train, val
+
+
+def _some(cases: Sequence[str], limit: int = 10) -> str:
+    return ", ".join(cases[:limit]) + (f" ... ({len(cases)} in all)" if len(cases) > limit else "")
+
+
+def check_splits_against_data(splits: list[dict], identifiers: Sequence[str],
+                              preprocessed_dataset_folder: str | os.PathLike,
+                              log: Callable[[str], None] = logger.info) -> None:
+    """Compare every fold of the splits file with the preprocessed cases.
+
+    Cases the splits name but the data lacks are an error (they cannot be trained on). Preprocessed cases that no
+    fold uses are reported by name: typically the splits file was written for an earlier, smaller version of the
+    dataset, and every fold would silently keep training on the old subset.
+    """
+    path = Path(preprocessed_dataset_folder) / SPLITS_FILE
+    named = {case for split in splits for part in ("train", "val") for case in split[part]}
+    available = set(identifiers)
+    missing = sorted(named - available)
+    if missing:
+        raise DatasetError(f"{path} names cases that are not in the preprocessed data: {_some(missing)}. Remove "
+                           f"them from the splits, or delete {SPLITS_FILE} to create new 5-fold splits of the "
+                           f"current cases (or re-run preprocessing if they should be there).")
+    unused = sorted(available - named)
+    if unused:
+        log(f"WARNING: {len(unused)} preprocessed case(s) are in no fold of {path}: {_some(unused)}. They are never "
+            f"trained or validated on. If the dataset grew, delete {SPLITS_FILE} (new 5-fold splits are created) or "
+            f"add them to the splits.")
