@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
-from typing import Sequence
+import sys
+from typing import Iterator, Sequence
 
 from nnunet.cli.common import cli_entry, console
 from nnunet.errors import Interrupted, NnunetError
 
 DEVICES = ("cuda", "cpu", "mps")
+BACKENDS = ("torch", "openvino", "onnxruntime")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -42,7 +46,14 @@ def _add_common_args(parser: argparse.ArgumentParser, default_npp: int, default_
                         help="segmentation export processes (default: %(default)s; 0 = in this process)")
     parser.add_argument("-prev_stage_predictions", default=None,
                         help="folder with the previous stage's predictions (required for cascade configurations)")
-    parser.add_argument("-device", default="cuda", help="cuda, cpu or mps (default: %(default)s)")
+    parser.add_argument("-device", default=None,
+                        help="cuda, cpu or mps (default: cuda when this machine has it, else cpu)")
+    parser.add_argument("-backend", default="torch", choices=BACKENDS,
+                        help="what runs the network: torch (default, any device), or openvino / onnxruntime, "
+                             "faster on the CPU (optional packages: pip install 'nnunet[openvino]')")
+    parser.add_argument("--max_ram_gb", type=float, default=None,
+                        help="memory one case may use; larger cases are predicted and exported in slabs "
+                             "(default: 70%% of the memory available when the case starts)")
     parser.add_argument("--disable_progress_bar", action="store_true", help="no progress bars")
     parser.add_argument("--not_on_device", action="store_true",
                         help="keep the image and the accumulated logits in CPU memory (for very large images)")
@@ -90,28 +101,51 @@ def _folds(values: Sequence[str]) -> list[int | str]:
     return folds
 
 
-def _check_device(device: str) -> None:
-    if device not in DEVICES:
+def _check_device(device: str | None) -> None:
+    if device is not None and device not in DEVICES:
         raise NnunetError(f"-device must be one of {', '.join(DEVICES)}, got {device!r}.")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    _check_device(args.device)
+    if args.max_ram_gb is not None and args.max_ram_gb <= 0:
+        raise NnunetError(f"--max_ram_gb must be a positive number of GB, got {args.max_ram_gb}.")
+
+
+@contextlib.contextmanager
+def messages_to_stderr(verbose: bool) -> Iterator[None]:
+    """Show the package's log messages on stderr, one plain line each: warnings always, info with --verbose."""
+    logger = logging.getLogger("nnunet")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int = 0) -> int:
     from nnunet.inference.api import CITATION, predict_from_model_folder
 
     print(CITATION)
-    if args.verbose:
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        predict_from_model_folder(args.i, args.o, model, _folds(args.f), args.chk, args.step_size,
-                                  use_mirroring=not args.disable_tta, save_probabilities=args.save_probabilities,
-                                  continue_prediction=args.continue_prediction, num_processes_preprocessing=args.npp,
-                                  num_processes_segmentation_export=args.nps,
-                                  prev_stage_predictions=args.prev_stage_predictions, num_parts=num_parts,
-                                  part_id=part_id, device=args.device,
-                                  perform_everything_on_device=not args.not_on_device, verbose=args.verbose,
-                                  show_progress=not args.disable_progress_bar)
+        with messages_to_stderr(args.verbose):
+            predict_from_model_folder(args.i, args.o, model, _folds(args.f), args.chk, args.step_size,
+                                      use_mirroring=not args.disable_tta,
+                                      save_probabilities=args.save_probabilities,
+                                      continue_prediction=args.continue_prediction,
+                                      num_processes_preprocessing=args.npp, num_processes_segmentation_export=args.nps,
+                                      prev_stage_predictions=args.prev_stage_predictions, num_parts=num_parts,
+                                      part_id=part_id, device=args.device,
+                                      perform_everything_on_device=not args.not_on_device, verbose=args.verbose,
+                                      show_progress=not args.disable_progress_bar, backend=args.backend,
+                                      max_ram_gb=args.max_ram_gb)
     except KeyboardInterrupt:
         raise Interrupted("The predictions written so far are complete: add --continue_prediction to the same "
                           "command to predict only the missing cases.") from None
@@ -121,7 +155,7 @@ def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int 
 @cli_entry
 def predict_main(argv: Sequence[str] | None = None) -> int:
     args = build_predict_parser().parse_args(argv)
-    _check_device(args.device)
+    _check_args(args)
     if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
         raise NnunetError(f"-part_id must be between 0 and -num_parts - 1 (parts are counted from 0); got "
                           f"-part_id {args.part_id} with -num_parts {args.num_parts}.")
@@ -134,7 +168,7 @@ def predict_main(argv: Sequence[str] | None = None) -> int:
 @cli_entry
 def predict_from_modelfolder_main(argv: Sequence[str] | None = None) -> int:
     args = build_predict_from_modelfolder_parser().parse_args(argv)
-    _check_device(args.device)
+    _check_args(args)
     return _run(args, args.m)
 
 

@@ -1,13 +1,17 @@
 """Prediction as plain functions (what the nnUNet_predict commands call)."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from nnunet import paths
 from nnunet.errors import ConfigurationError
+from nnunet.inference.inputs import check_output_folder
 from nnunet.io.naming import resolve_dataset_name
+
+logger = logging.getLogger(__name__)
 
 CITATION = ("If you use nnU-Net in your work, please cite: Isensee, F., Jaeger, P. F., Kohl, S. A. A., Petersen, J. "
             "and Maier-Hein, K. H. (2021). nnU-Net: a self-configuring method for deep learning-based biomedical "
@@ -28,6 +32,18 @@ def model_folder(dataset_name_or_id: str | int, trainer: str = "nnUNetTrainer", 
     return folder
 
 
+def choose_device(device: str | None) -> str:
+    """``device`` as given; None or ``"auto"``: CUDA when this machine has it, else the CPU (said in one line)."""
+    if device not in (None, "auto"):
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    logger.warning("CUDA is not available on this machine: predicting on the CPU (choose with -device).")
+    return "cpu"
+
+
 def predict_from_model_folder(input_folder: str | os.PathLike, output_folder: str | os.PathLike,
                               model_training_output_dir: str | os.PathLike,
                               folds: Sequence[int | str] | None = (0, 1, 2, 3, 4),
@@ -36,18 +52,27 @@ def predict_from_model_folder(input_folder: str | os.PathLike, output_folder: st
                               continue_prediction: bool = False, num_processes_preprocessing: int = 3,
                               num_processes_segmentation_export: int = 3,
                               prev_stage_predictions: str | os.PathLike | None = None, num_parts: int = 1,
-                              part_id: int = 0, device: str = "cuda", perform_everything_on_device: bool = True,
-                              verbose: bool = False, show_progress: bool = True) -> list[Any]:
-    """Predict every case of ``input_folder`` with a trained model folder and write the results."""
+                              part_id: int = 0, device: str | None = "auto", perform_everything_on_device: bool = True,
+                              verbose: bool = False, show_progress: bool = True, backend: str = "torch",
+                              max_ram_gb: float | None = None) -> list[Any]:
+    """Predict every case of ``input_folder`` with a trained model folder and write the results.
+
+    ``device`` None or ``"auto"``: CUDA if available, else the CPU. ``backend``: ``torch``, ``openvino`` or
+    ``onnxruntime`` (CPU). ``max_ram_gb``: memory a case may use before it is predicted in slabs (None: 70 %
+    of the available memory).
+    """
     import torch
 
     from nnunet.inference.predictor import nnUNetPredictor
 
+    check_output_folder(input_folder, output_folder)
+    device = choose_device(device)
     if device == "cuda":  # the GPU does the work; more CPU threads only compete with the workers
         torch.set_num_threads(1)
     predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=use_mirroring,
                                 perform_everything_on_device=perform_everything_on_device, device=device,
-                                verbose=verbose, verbose_preprocessing=verbose, allow_tqdm=show_progress)
+                                verbose=verbose, verbose_preprocessing=verbose, allow_tqdm=show_progress,
+                                backend=backend, max_ram_gb=max_ram_gb)
     predictor.initialize_from_trained_model_folder(model_training_output_dir, folds, checkpoint_name)
     return predictor.predict_from_files(input_folder, output_folder, save_probabilities=save_probabilities,
                                         overwrite=not continue_prediction,

@@ -8,7 +8,9 @@ This module imports no torch, so spawned preprocessing workers start quickly.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from collections import deque
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +22,7 @@ from nnunet.errors import NnunetError
 from nnunet.io.labels import LabelManager
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.registry import PREPROCESSORS
+from nnunet.utils.files import OutputError, describe_os_error
 from nnunet.utils.pool import spawn_pool, stop_pool_now
 
 
@@ -67,12 +70,36 @@ def preprocess_arrays(image: np.ndarray, previous_stage_seg: np.ndarray | None, 
     return np.ascontiguousarray(data, dtype=np.float32), properties
 
 
+#: a worker's preprocessed array larger than this goes to the consumer as a .npy file in the hand-over folder
+#: (sending it through the pipe holds a pickled copy in both processes; the file can be memory-mapped)
+HANDOVER_BYTES = 512 * 1024 ** 2
+
+
+def run_and_hand_over(fn: Callable[..., tuple[np.ndarray, dict]], handover: str | None,
+                      *args: Any) -> tuple[np.ndarray | str, dict]:
+    """``fn(*args)`` in a worker; a large result array is saved to ``handover`` and its path returned instead."""
+    data, properties = fn(*args)
+    if handover is not None and data.nbytes > HANDOVER_BYTES:
+        path = os.path.join(handover, f"{uuid.uuid4().hex}.npy")
+        try:
+            np.save(path, data)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            raise OutputError(describe_os_error(e, path) + " (a preprocessed case handed to the predicting "
+                              "process)") from None
+        return path, properties
+    return data, properties
+
+
 def iterate_in_order(fn: Callable[..., tuple[np.ndarray, dict]], jobs: Sequence[tuple], output_files: Sequence,
-                     num_processes: int) -> Iterator[dict[str, Any]]:
+                     num_processes: int, handover: str | os.PathLike | None = None) -> Iterator[dict[str, Any]]:
     """Yield ``{"data", "data_properties", "ofile"}`` for every job, in order.
 
     With ``num_processes <= 0`` each case is preprocessed here when it is needed. Otherwise a spawn pool works
-    ahead, at most ``num_processes + 1`` cases ahead of the consumer, so memory stays bounded.
+    ahead, at most ``num_processes + 1`` cases ahead of the consumer, so memory stays bounded. With a
+    ``handover`` folder, workers pass arrays over :data:`HANDOVER_BYTES` as .npy files there; ``data`` is then
+    the file's path (the consumer loads and deletes it).
     """
     if num_processes <= 0 or len(jobs) == 0:
         for args, ofile in zip(jobs, output_files):
@@ -85,7 +112,8 @@ def iterate_in_order(fn: Callable[..., tuple[np.ndarray, dict]], jobs: Sequence[
         try:
             for ofile in output_files:
                 while next_job < len(jobs) and len(pending) <= num_processes:
-                    pending.append(pool.submit(fn, *jobs[next_job]))
+                    pending.append(pool.submit(run_and_hand_over, fn, None if handover is None else str(handover),
+                                               *jobs[next_job]))
                     next_job += 1
                 data, properties = pending.popleft().result()
                 yield {"data": data, "data_properties": properties, "ofile": ofile}

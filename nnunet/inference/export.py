@@ -13,22 +13,16 @@ and stay small.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import uuid
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from nnunet.io.labels import LabelManager
 from nnunet.io.readers import reader_class
 from nnunet.planning.plans import Configuration, Plans
+from nnunet.utils.files import PARTIAL_FOLDER, publish  # noqa: F401 (PARTIAL_FOLDER: where files are written first)
 from nnunet.utils.json import save_pickle
-
-#: sub-folder of an output folder where files are written before they are renamed into place
-PARTIAL_FOLDER = ".nnunet_partial"
 
 
 def spacings_for_export(properties: dict[str, Any], plans: Plans,
@@ -159,43 +153,24 @@ def convert_predicted_logits_to_segmentation_with_correct_shape(
     return seg, probabilities.transpose([0] + [a + 1 for a in backward])
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path with the same file name to write to; move it to ``path`` when the block succeeds.
-
-    The temporary file lives in a private folder under a hidden sub-folder of the destination, so an
-    interrupted run never leaves a half-written file that looks like a finished output
-    (``--continue_prediction`` relies on this). Side files a writer creates next to it (e.g. a spacing
-    sidecar) are moved along, before the main file.
-    """
-    path = Path(path)
-    private = path.parent / PARTIAL_FOLDER / uuid.uuid4().hex
-    private.mkdir(parents=True)
-    tmp = private / path.name
-    try:
-        yield tmp
-        for side_file in private.iterdir():
-            if side_file != tmp:
-                os.replace(side_file, path.parent / side_file.name)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            private.parent.rmdir()  # only succeeds once no other writer uses it
-
-
 def write_outputs(seg: np.ndarray, probabilities: np.ndarray | None, properties: dict[str, Any], plans: Plans,
                   dataset_json: dict[str, Any], output_file_truncated: str | os.PathLike) -> None:
     """Write ``{out}.npz`` (key ``probabilities``) + ``{out}.pkl`` if probabilities are given, then the
-    segmentation ``{out}{file_ending}`` with the plans' reader/writer. Each file appears atomically and the
-    segmentation last, so its presence means the case is complete."""
+    segmentation ``{out}{file_ending}`` with the plans' reader/writer. Each file appears complete or not at all
+    (:func:`nnunet.utils.files.publish`; a full disk raises ``OutputError`` naming the file) and the segmentation
+    comes last, so its presence means the case is complete. ``probabilities`` may also be a
+    :class:`~nnunet.inference.slab_export.ProbabilityFile`."""
     out = str(output_file_truncated)
     if probabilities is not None:
-        with atomic_output(out + ".npz") as tmp:
-            np.savez_compressed(tmp, probabilities=probabilities)
+        with publish(out + ".npz") as tmp:
+            if hasattr(probabilities, "save_npz"):  # a slab export's probabilities file
+                probabilities.save_npz(tmp)
+            else:
+                np.savez_compressed(tmp, probabilities=probabilities)
         save_pickle(properties, out + ".pkl")
     writer = reader_class(plans.image_reader_writer)()
-    with atomic_output(out + dataset_json["file_ending"]) as tmp:
+    target = out + dataset_json["file_ending"]
+    with publish(target) as tmp:
         writer.write_seg(seg, tmp, properties)
 
 

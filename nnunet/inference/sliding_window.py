@@ -222,7 +222,7 @@ def sliding_window_logits(network: Callable[[torch.Tensor], torch.Tensor], image
                           use_gaussian: bool = True, mirror_axes: Sequence[int] | None = None,
                           device: torch.device | str = "cpu", results_device: torch.device | str | None = None,
                           accumulation_dtype: torch.dtype = torch.float16,
-                          progress: bool = False) -> torch.Tensor:
+                          progress: bool = False, on_tile: Callable[[], None] | None = None) -> torch.Tensor:
     """Logits of a whole (C, X, Y, Z) image, stitched from overlapping tiles.
 
     Each tile's prediction (mirror-averaged if ``mirror_axes``) is multiplied by the importance map and added
@@ -236,6 +236,7 @@ def sliding_window_logits(network: Callable[[torch.Tensor], torch.Tensor], image
         patch_size: tile size (2 or 3 axes).
         num_heads: number of output channels.
         device: where the network runs. results_device: where the accumulators live.
+        progress: show a bar over the tiles. on_tile: called after every tile (e.g. a caller's progress bar).
 
     Returns:
         (num_heads, X, Y, Z) tensor of ``accumulation_dtype`` on ``results_device``.
@@ -264,6 +265,8 @@ def sliding_window_logits(network: Callable[[torch.Tensor], torch.Tensor], image
             else:
                 weight_sum[index[1:]] += 1
             logits_sum[index] += prediction
+            if on_tile is not None:
+                on_tile()
         torch.div(logits_sum, weight_sum, out=logits_sum)
         if bool(torch.isinf(logits_sum).any()):
             raise RuntimeError("The accumulated logits overflowed (inf). Accumulate in float32 "
@@ -276,7 +279,8 @@ def sliding_window_logits_with_fallback(network: Callable[[torch.Tensor], torch.
                                         use_gaussian: bool = True, mirror_axes: Sequence[int] | None = None,
                                         device: torch.device | str = "cpu", perform_everything_on_device: bool = True,
                                         accumulation_dtype: torch.dtype = torch.float16,
-                                        progress: bool = False) -> torch.Tensor:
+                                        progress: bool = False,
+                                        on_tile: Callable[[], None] | None = None) -> torch.Tensor:
     """:func:`sliding_window_logits` with the accumulators on the device, redone on the CPU if that fails.
 
     On a non-CPU device with ``perform_everything_on_device``, a RuntimeError during the attempt (typically
@@ -286,7 +290,7 @@ def sliding_window_logits_with_fallback(network: Callable[[torch.Tensor], torch.
     device = torch.device(device)
     kwargs = dict(network=network, image=image, patch_size=patch_size, num_heads=num_heads, step_size=step_size,
                   use_gaussian=use_gaussian, mirror_axes=mirror_axes, device=device,
-                  accumulation_dtype=accumulation_dtype, progress=progress)
+                  accumulation_dtype=accumulation_dtype, progress=progress, on_tile=on_tile)
     if perform_everything_on_device and device.type != "cpu":
         try:
             return sliding_window_logits(results_device=device, **kwargs)

@@ -108,7 +108,8 @@ def test_bad_model_and_parts(results_model, tmp_path, capsys):
     assert "999" in capsys.readouterr().err
     (results_model / "fold_0" / "checkpoint_final.pth").write_bytes(b"not a checkpoint")
     assert predict_main(base + ["-tr", "nnUNetTrainer_1epoch", "-f", "0"]) == 1
-    assert "Cannot load the checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "checkpoint" in err and "checkpoint_final.pth" in err and "Traceback" not in err
     assert predict_from_modelfolder_main(["-i", str(tmp_path / "nope"), "-o", str(out), "-m", str(MODEL),
                                           "-f", "0", *FAST]) == 1
     assert "does not exist" in capsys.readouterr().err
@@ -132,3 +133,35 @@ def test_ctrl_c_points_to_continue_prediction(tmp_path, monkeypatch, capsys):
                                         "-device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 130 and "--continue_prediction" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_is_chosen_automatically_without_cuda(tmp_path, capsys, reference_segs):
+    out = tmp_path / "out"
+    rc = predict_from_modelfolder_main(["-i", str(IMAGES), "-o", str(out), "-m", str(MODEL), "-f", "0", "-npp", "0",
+                                        "-nps", "0", "--disable_tta", "--disable_progress_bar"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert err.count("CUDA is not available on this machine: predicting on the CPU") == 1
+    assert (_seg(out / "ts_regular.nii.gz") == reference_segs["no_tta/ts_regular/seg"]).mean() >= 0.999
+
+
+def test_output_folder_equal_to_input_folder_is_refused(tmp_path, capsys):
+    folder = _folder(tmp_path, ["a_0000.nii.gz"])
+    before = sorted(p.name for p in folder.iterdir())
+    for output in (folder, tmp_path / "." / "in"):
+        rc = predict_from_modelfolder_main(["-i", str(folder), "-o", str(output), "-m", str(MODEL), *FAST, "-f", "0"])
+        err = capsys.readouterr().err
+        assert rc == 1 and "is the input folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_mixed_file_endings_are_predicted_with_a_warning_naming_the_others(tmp_path, capsys):
+    folder = _folder(tmp_path, ["a_0000.nii.gz", "b_0000.nii", "notes.txt", ".hidden"])
+    out = tmp_path / "out"
+    rc = predict_from_modelfolder_main(["-i", str(folder), "-o", str(out), "-m", str(MODEL), *FAST, "-f", "0",
+                                        "--disable_tta"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "Ignoring 2 file(s)" in err and "b_0000.nii, notes.txt" in err and ".hidden" not in err
+    assert sorted(p.name for p in out.glob("*.nii*")) == ["a.nii.gz"]

@@ -155,7 +155,9 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
             raise OSError("disk full")
 
     monkeypatch.setattr(export, "reader_class", lambda name: BrokenWriter)
-    with pytest.raises(OSError, match="disk full"):
+    from nnunet.utils.files import OutputError
+
+    with pytest.raises(OutputError, match=r"case\.nii\.gz.*disk full"):
         export_prediction_from_logits(logits, properties, CONFIG, PLANS, DATASET_JSON, tmp_path / "case")
     assert list(tmp_path.iterdir()) == []
     assert not (tmp_path / PARTIAL_FOLDER).exists()

@@ -13,7 +13,8 @@ import torch
 from nnunet.errors import ConfigurationError, DatasetError, NnunetError
 from nnunet.inference.data_iterators import append_previous_stage, preprocess_files
 from nnunet.inference.export import PARTIAL_FOLDER
-from nnunet.inference.predictor import available_folds, build_network_from_architecture
+from nnunet.inference.model_folder import available_folds
+from nnunet.networks.from_plans import build_network_for_configuration
 from nnunet.io.labels import LabelManager
 from nnunet.io.readers import SimpleITKIO
 from tests.inference.conftest import CASES, IMAGES, make_predictor
@@ -158,7 +159,7 @@ def _make_variant_model(model_dir, configuration_name, config_entry, in_channels
 
     config = Plans(plans).configuration(configuration_name)
     torch.manual_seed(seed)
-    network = build_network_from_architecture(config.architecture, in_channels, 3)
+    network = build_network_for_configuration(config, in_channels, 3, enable_deep_supervision=False)
     folder = model_dir.parent / configuration_name
     (folder / "fold_0").mkdir(parents=True)
     for name in ("plans.json", "dataset.json"):
@@ -227,7 +228,9 @@ def test_png_dataset_end_to_end(tmp_path):
     arch["arch_kwargs"]["features_per_stage"] = [4, 8, 16, 32]  # small and fast; the plans' layout otherwise
     (model / "plans.json").write_text(json.dumps(plans))
     torch.manual_seed(0)
-    network = build_network_from_architecture(arch, 1, 3)
+    from nnunet.planning.plans import Plans
+
+    network = build_network_for_configuration(Plans(plans).configuration("2d"), 1, 3, enable_deep_supervision=False)
     torch.save({"network_weights": network.state_dict(), "trainer_name": "nnUNetTrainer",
                 "init_args": {"configuration": "2d"}, "inference_allowed_mirroring_axes": (0, 1)},
                model / "fold_0" / "checkpoint_final.pth")

@@ -121,6 +121,8 @@ def write_image(img: sitk.Image, output_file: str | os.PathLike) -> None:
                 raise OSError(code, os.strerror(code), str(output_file)) from None
         raise
     problem = nifti_truncation(output_file)
+    if not problem and os.path.getsize(output_file) == 0:  # ITK's answer to a disk with no block left
+        problem = "the file is empty"
     if problem:
         from nnunet.utils.files import filesystem_is_full
 

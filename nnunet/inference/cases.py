@@ -1,0 +1,303 @@
+"""One case after another: which cases, in memory or in slabs, export, progress and the per-case report.
+
+A case goes the in-memory way (sliding window over the whole image, then the export in a background process)
+unless :func:`nnunet.inference.memory.in_ram_bytes` says that this would not fit the budget; then it is
+predicted and exported here, in slabs (:mod:`~nnunet.inference.slab_window`,
+:mod:`~nnunet.inference.slab_export`), with the same results (see those modules for the exact agreement).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nnunet.constants import default_num_processes
+from nnunet.errors import DatasetError, NnunetError
+from nnunet.inference import inputs
+from nnunet.inference.export import (convert_predicted_logits_to_segmentation_with_correct_shape,
+                                     export_prediction_from_logits, write_outputs)
+from nnunet.inference.memory import GIB, PeakMemory, budget_bytes, in_ram_bytes
+from nnunet.inference.slab_export import ProbabilityFile, SlabExporter, SlabResampler
+from nnunet.inference.slab_window import sliding_window_slabs
+from nnunet.io.readers import reader_class
+from nnunet.utils.files import PARTIAL_FOLDER, OutputError, describe_os_error
+from nnunet.utils.json import load_json, save_json, to_builtin
+from nnunet.utils.pool import BoundedPool
+
+if TYPE_CHECKING:
+    from nnunet.inference.predictor import nnUNetPredictor
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def limited_threads() -> Iterator[None]:
+    """At most ``default_num_processes()`` torch threads while predicting (as nnU-Net does)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(default_num_processes(), threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------------------------- which cases
+
+@dataclass
+class FileCases:
+    files: list[list[str]]
+    ofiles: list[str | None]
+    previous: list[str | None]
+    output_folder: Path | None
+
+
+def previous_stage_files(predictor: "nnUNetPredictor", folder: str | os.PathLike | None, identifiers: list[str],
+                         ending: str) -> list[str | None]:
+    stage = predictor.configuration.previous_stage_name
+    if stage is None:
+        return [None] * len(identifiers)
+    if folder is None:
+        raise NnunetError(f"Configuration {predictor.configuration.name!r} is a cascade stage: it needs the "
+                          f"predictions of {stage!r} (-prev_stage_predictions FOLDER).")
+    files = [str(Path(folder) / f"{i}{ending}") for i in identifiers]
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise DatasetError(f"Previous-stage predictions are missing for {len(missing)} case(s): "
+                           f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}.")
+    return files
+
+
+def _outputs(output, identifiers: list[str], num_cases: int) -> tuple[Path | None, list[str | None]]:
+    if isinstance(output, (str, os.PathLike)):
+        return Path(output), [str(Path(output) / i) for i in identifiers]
+    if output is None:
+        return None, [None] * num_cases
+    ofiles = [str(o) for o in output]
+    if len(ofiles) != num_cases:
+        raise NnunetError(f"{len(ofiles)} output names were given for {num_cases} cases.")
+    return (Path(ofiles[0]).parent if ofiles else None), ofiles
+
+
+def plan_file_cases(predictor: "nnUNetPredictor", source, output, save_probabilities: bool, overwrite: bool,
+                    previous_folder, num_parts: int, part_id: int) -> FileCases:
+    """Validate inputs and outputs of :meth:`nnUNetPredictor.predict_from_files`; drop finished cases."""
+    ending = predictor.dataset_json["file_ending"]
+    if isinstance(source, (str, os.PathLike)):
+        if isinstance(output, (str, os.PathLike)):
+            inputs.check_output_folder(source, output)
+        files = inputs.lists_from_folder(source, ending, predictor.expected_num_channels)
+    else:
+        files = inputs.check_list_of_lists(source, predictor.expected_num_channels, ending)
+    identifiers = [inputs.case_identifier(f[0], ending) for f in files]
+    output_folder, ofiles = _outputs(output, identifiers, len(files))
+    files, ofiles, identifiers = files[part_id::num_parts], ofiles[part_id::num_parts], identifiers[part_id::num_parts]
+    previous = previous_stage_files(predictor, previous_folder, identifiers, ending)
+    if not overwrite and output_folder is not None:
+        reader = reader_class(predictor.plans.image_reader_writer)()
+        keep = [i for i, o in enumerate(ofiles) if not inputs.finished(o, ending, save_probabilities, reader)]
+        if len(keep) < len(ofiles):
+            logger.info("Skipping %d case(s) whose outputs exist (continue_prediction).", len(ofiles) - len(keep))
+        files, ofiles, previous = ([x[i] for i in keep] for x in (files, ofiles, previous))
+    return FileCases(files, ofiles, previous, output_folder)
+
+
+def write_run_files(predictor: "nnUNetPredictor", output_folder: Path | None, call_args: dict[str, Any]) -> None:
+    """``predict_from_raw_data_args.json``, ``dataset.json`` and ``plans.json`` (needed by ensembling)."""
+    if output_folder is None:
+        return
+    try:
+        output_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(describe_os_error(e, output_folder)) from None
+    for name, content, sort_keys in (("predict_from_raw_data_args.json", call_args, True),
+                                     ("dataset.json", predictor.dataset_json, False),
+                                     ("plans.json", predictor.plans.data, False)):
+        if not _same_json(output_folder / name, content):  # a resumed run rewrites nothing it does not change
+            save_json(content, output_folder / name, sort_keys=sort_keys)
+
+
+def _same_json(path: Path, content: Any) -> bool:
+    try:
+        return path.is_file() and load_json(path) == json.loads(json.dumps(to_builtin(content)))
+    except NnunetError:  # unreadable: write it again
+        return False
+
+
+@contextlib.contextmanager
+def handover_folder(output_folder: Path | None, needed: bool = True) -> Iterator[Path | None]:
+    """A private folder where preprocessing workers leave large arrays for this process (removed at the end).
+
+    It is inside the output folder's ``.nnunet_partial`` (same disk as the outputs, never a RAM-backed /tmp).
+    ``needed=False`` (no worker processes): no folder, None.
+    """
+    if not needed:
+        yield None
+        return
+    if output_folder is not None:
+        folder = output_folder / PARTIAL_FOLDER / f"handover-{uuid.uuid4().hex}"
+        try:
+            folder.mkdir(parents=True)
+        except OSError as e:
+            raise OutputError(describe_os_error(e, folder)) from None
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="nnunet_handover_"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()
+
+
+# ----------------------------------------------------------------------------------------------- one case
+
+def _slab_bytes_fixed(predictor: "nnUNetPredictor", data: np.ndarray, properties: dict[str, Any]) -> int:
+    """Memory of the slab path that does not depend on the slab height: image, accumulators, label map."""
+    patch = predictor.configuration.patch_size
+    depth = patch[0] if len(patch) == data.ndim - 1 else 1
+    plane = math.prod(max(s, p) for s, p in zip(data.shape[-2:], patch[-2:]))
+    heads = predictor.label_manager.num_segmentation_heads
+    accumulators = predictor.num_folds * (heads + 1) * depth * plane * 2
+    return data.nbytes + accumulators + 3 * math.prod(properties["shape_before_cropping"])
+
+
+def _collect_then_export(slabs, data_shape, heads: int, dtype: torch.dtype) -> np.ndarray:
+    logits = np.empty((heads, *data_shape[1:]), dtype=np.float16 if dtype == torch.float16 else np.float32)
+    for start, rows in slabs:
+        logits[:, start:start + rows.shape[1]] = rows.numpy()
+    return logits
+
+
+def predict_in_slabs(predictor: "nnUNetPredictor", data: np.ndarray, properties: dict[str, Any],
+                     ofile: str | None, save_probabilities: bool, budget: int, on_tile=None):
+    """Predict and export one case slab by slab; returns None (files written) or the arrays, and the slab count."""
+    plans, configuration, labels = predictor.plans, predictor.configuration, predictor.label_manager
+    heads = labels.num_segmentation_heads
+    device = predictor.device if predictor.backend == "torch" else torch.device("cpu")
+    slabs = sliding_window_slabs(predictor.fold_network, predictor.num_folds, data, configuration.patch_size, heads,
+                                 predictor.tile_step_size, predictor.use_gaussian, predictor._mirror_axes, device,
+                                 predictor.accumulation_dtype, on_tile)
+    resampler = SlabResampler.for_case(data.shape[1:], properties, plans, configuration)
+    if resampler is None:
+        logger.warning("The probabilities resampling of %s (%s) has no slab-wise version: the logits are "
+                       "resampled as a whole.", configuration.name, configuration.data["resampling_fn_probabilities"])
+        logits = _collect_then_export(slabs, data.shape, heads, predictor.accumulation_dtype)
+        return _export_in_memory(predictor, logits, properties, ofile, save_probabilities), 1
+    max_rows = max(1, (budget - _slab_bytes_fixed(predictor, data, properties)) // resampler.row_bytes(heads))
+    full = [int(s) for s in properties["shape_before_cropping"]]
+    probabilities = None
+    if save_probabilities and ofile is not None:
+        scratch = Path(ofile).parent / PARTIAL_FOLDER
+        scratch.mkdir(parents=True, exist_ok=True)
+        probabilities = ProbabilityFile(scratch / f"{uuid.uuid4().hex}.raw", heads, full, plans.transpose_forward,
+                                        not labels.has_regions, destination=ofile + ".npz")
+    elif save_probabilities:
+        probabilities = np.zeros((heads, *full), dtype=np.float32)
+        probabilities[0] = 0 if labels.has_regions else 1
+    try:
+        exporter = SlabExporter(data.shape[1:], properties, plans, configuration, labels, resampler, probabilities,
+                                int(max_rows))
+        for _, rows in slabs:
+            exporter.push(rows.numpy())
+        seg = exporter.segmentation()
+        if ofile is not None:
+            write_outputs(seg, probabilities, properties, plans, predictor.dataset_json, ofile)
+            return None, exporter.slabs
+        if probabilities is None:
+            return seg, exporter.slabs
+        backward = [0] + [a + 1 for a in plans.transpose_backward]
+        return (seg, probabilities.transpose(backward)), exporter.slabs
+    finally:
+        if isinstance(probabilities, ProbabilityFile):
+            probabilities.remove()
+
+
+def _export_in_memory(predictor: "nnUNetPredictor", logits: np.ndarray, properties: dict[str, Any],
+                      ofile: str | None, save_probabilities: bool):
+    if ofile is not None:
+        export_prediction_from_logits(logits, properties, predictor.configuration, predictor.plans,
+                                      predictor.dataset_json, ofile, save_probabilities)
+        return None
+    return convert_predicted_logits_to_segmentation_with_correct_shape(
+        logits, predictor.plans, predictor.configuration, predictor.label_manager, properties, save_probabilities)
+
+
+def _load(data: Any, mapped: bool) -> np.ndarray:
+    """The preprocessed array; a worker's hand-over file is read (mapped for the slab path) and deleted."""
+    if not isinstance(data, str):
+        return data.numpy() if isinstance(data, torch.Tensor) else data
+    array = np.load(data, mmap_mode="r" if mapped else None)
+    os.remove(data)  # a mapped file stays readable until it is unmapped
+    return array
+
+
+def _array_shape(data: Any) -> tuple[int, ...]:
+    if isinstance(data, str):
+        return tuple(np.load(data, mmap_mode="r").shape)
+    return tuple(data.shape)
+
+
+def predict_items(predictor: "nnUNetPredictor", items: Iterable[dict[str, Any]], save_probabilities: bool,
+                  num_processes_export: int, total: int | None, show_cases: bool = True) -> list[Any]:
+    """The loop of :meth:`nnUNetPredictor.predict_from_data_iterator` (see there)."""
+    heads = predictor.label_manager.num_segmentation_heads
+    peak = PeakMemory()
+    slots: list[tuple[bool, Any]] = []  # (from the export pool, value or pool index)
+    pooled_jobs = 0
+    exporter = BoundedPool(num_processes_export, "export", "use fewer export processes (-nps)")
+    with exporter:
+        for item in tqdm(items, total=total, desc="Predicting", disable=not (predictor.allow_tqdm and show_cases),
+                         unit="case"):
+            properties, ofile = item["data_properties"], item.get("ofile")
+            name = os.path.basename(ofile) if ofile else f"case {len(slots)}"
+            shape = _array_shape(item["data"])
+            need = in_ram_bytes(shape, heads, properties["shape_after_cropping_and_before_resampling"],
+                                properties["shape_before_cropping"], save_probabilities)
+            budget = budget_bytes(predictor.max_ram_gb)
+            in_slabs = need > budget
+            data = _load(item["data"], mapped=in_slabs)
+            peak.reset()
+            start = time.perf_counter()
+            bar = tqdm(total=predictor.tiles_per_fold(shape[1:]) * predictor.num_folds, desc=name, unit="tile",
+                       leave=False, disable=not predictor.allow_tqdm)
+            with bar:
+                if in_slabs:
+                    logger.info("%s: predicting in slabs (in memory it would need about %.1f GB, the budget is "
+                                "%.1f GB).", name, need / GIB, budget / GIB)
+                    predictor._check_channels(shape[0])
+                    with limited_threads():
+                        value, count = predict_in_slabs(predictor, data, properties, ofile, save_probabilities,
+                                                        budget, bar.update)
+                    slots.append((False, value))
+                else:
+                    logits = predictor.predict_logits_from_preprocessed_data(data, bar.update).numpy()
+                    del data
+                    if ofile is not None:
+                        exporter.submit(export_prediction_from_logits, logits, properties, predictor.configuration,
+                                        predictor.plans, predictor.dataset_json, ofile, save_probabilities)
+                    else:
+                        exporter.submit(convert_predicted_logits_to_segmentation_with_correct_shape, logits,
+                                        predictor.plans, predictor.configuration, predictor.label_manager,
+                                        properties, save_probabilities)
+                    slots.append((True, pooled_jobs))
+                    pooled_jobs += 1
+                    del logits
+            if predictor.verbose:
+                how = f", {count} slabs" if in_slabs else ""
+                logger.info("%s: %.1f s, peak memory of the prediction process %.2f GB%s", name,
+                            time.perf_counter() - start, peak.peak_bytes() / GIB, how)
+        pooled = exporter.results()
+    return [pooled[v] if from_pool else v for from_pool, v in slots]

@@ -1,0 +1,155 @@
+"""Which cases to predict: input listing and checks, output names, and which outputs already exist.
+
+Everything here runs before anything is written, so bad input stops a command with one line and no output.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from nnunet.errors import DatasetError, NnunetError
+
+logger = logging.getLogger(__name__)
+
+#: files a folder of images may hold besides the images without a warning (listings, hidden files)
+_QUIET_NAMES = ("dataset.json", "plans.json", "predict_from_raw_data_args.json")
+
+
+def _channel_index_pattern(file_ending: str) -> re.Pattern:
+    return re.compile(r"^(.+)_(\d{4})" + re.escape(file_ending) + "$")
+
+
+def _warn_other_files(folder: Path, others: list[str], file_ending: str) -> None:
+    """Mixed endings (``a_0000.nii.gz`` next to ``b_0000.nii``): the odd ones out are not predicted; say which."""
+    others = [n for n in others if not n.startswith(".") and n not in _QUIET_NAMES]
+    if others:
+        shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
+        logger.warning("Ignoring %d file(s) in %s that are not named CASE_XXXX%s (the model's file ending): %s.",
+                       len(others), folder, file_ending, shown)
+
+
+def lists_from_folder(folder: str | os.PathLike, file_ending: str, num_channels: int) -> list[list[str]]:
+    """One sorted list of channel files per case in ``folder``, checked against the model's channel count.
+
+    Files that do not match ``{ID}_{XXXX}{file_ending}`` are skipped with a warning that names them.
+
+    Raises:
+        DatasetError: the folder is missing or holds no ``{ID}_{XXXX}{file_ending}`` files, or a case misses
+            channel files or has more channels than the model expects.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"Input folder {folder} does not exist.")
+    names = sorted(f.name for f in folder.iterdir() if f.is_file())
+    pattern = _channel_index_pattern(file_ending)
+    cases: dict[str, dict[int, str]] = {}
+    others = []
+    for name in names:
+        m = pattern.match(name)
+        if m:
+            cases.setdefault(m.group(1), {})[int(m.group(2))] = str(folder / name)
+        else:
+            others.append(name)
+    if not cases:
+        if not names:
+            raise DatasetError(f"Input folder {folder} contains no images.")
+        endings = sorted({"".join(Path(n).suffixes) or n for n in names})
+        raise DatasetError(
+            f"Input folder {folder} contains no images named CASE_XXXX{file_ending} (the model was trained on "
+            f"{file_ending} files; channel files end in _0000{file_ending}, _0001{file_ending}, ...). Found "
+            f"{len(names)} other file(s) ending in: {', '.join(endings[:10])}.")
+    _warn_other_files(folder, others, file_ending)
+    problems = []
+    for case, channels in sorted(cases.items()):
+        missing = [f"{case}_{c:04d}{file_ending}" for c in range(num_channels) if c not in channels]
+        extra = sorted(c for c in channels if c >= num_channels)
+        if missing:
+            problems.append(f"case {case!r} is missing {', '.join(missing)}")
+        if extra:
+            problems.append(f"case {case!r} has {len(channels)} channel files (channels "
+                            f"{', '.join(f'{c:04d}' for c in sorted(channels))}) but the model expects "
+                            f"{num_channels} (_0000..._{num_channels - 1:04d})")
+    if problems:
+        raise DatasetError(f"Invalid input folder {folder}: " + "; ".join(problems) + ".")
+    return [[channels[c] for c in range(num_channels)] for _, channels in sorted(cases.items())]
+
+
+def check_list_of_lists(list_of_lists: Sequence[Sequence[str | os.PathLike]], num_channels: int,
+                        file_ending: str) -> list[list[str]]:
+    """Validate explicit per-case file lists: existence, channel count, file ending."""
+    checked, problems = [], []
+    for files in list_of_lists:
+        files = [str(f) for f in ([files] if isinstance(files, (str, os.PathLike)) else files)]
+        if len(files) != num_channels:
+            problems.append(f"{files} has {len(files)} file(s) but the model expects {num_channels} channel(s)")
+        for f in files:
+            if not os.path.isfile(f):
+                problems.append(f"{f} does not exist")
+            elif not f.lower().endswith(file_ending.lower()):
+                problems.append(f"{f} does not end in {file_ending} (the model's file ending)")
+        checked.append(files)
+    if problems:
+        raise DatasetError("Invalid input files: " + "; ".join(problems) + ".")
+    if not checked:
+        raise DatasetError("No input cases were given.")
+    return checked
+
+
+def case_identifier(first_channel_file: str, file_ending: str) -> str:
+    """``.../ID_0000.nii.gz`` -> ``ID``."""
+    name = os.path.basename(first_channel_file)
+    return name[:-(len(file_ending) + 5)]
+
+
+def check_output_folder(input_folder: str | os.PathLike, output_folder: str | os.PathLike) -> None:
+    """Refuse an output folder that is the input folder: segmentations named ``CASE.nii.gz`` between the
+    ``CASE_0000.nii.gz`` images would be taken for images (a case ``CASE`` with channel ``0000``...) later."""
+    a, b = Path(input_folder), Path(output_folder)
+    same = a.resolve() == b.resolve() or (b.exists() and a.exists() and os.path.samefile(a, b))
+    if same:
+        raise NnunetError(f"The output folder {output_folder} is the input folder: predictions would be mixed "
+                          f"with the images. Choose another output folder (-o).")
+
+
+def output_files(ofile: str, file_ending: str, save_probabilities: bool) -> list[str]:
+    """The files a finished case has: ``.npz`` and ``.pkl`` (with probabilities), then the segmentation."""
+    files = [ofile + ".npz", ofile + ".pkl"] if save_probabilities else []
+    return files + [ofile + file_ending]
+
+
+def _check_readable(path: str, reader: Any) -> None:
+    if path.endswith(".npz"):
+        with open(path, "rb") as f, np.load(f) as npz:  # our handle: closed even when the zip is damaged
+            if "probabilities" not in npz.files:
+                raise ValueError("no 'probabilities' array")
+            npz["probabilities"]  # reading it whole checks the zip's CRC
+    elif path.endswith(".pkl"):
+        from nnunet.utils.safe_pickle import load_data_pickle
+
+        load_data_pickle(path)
+    else:
+        reader.read_seg(path)
+
+
+def finished(ofile: str, file_ending: str, save_probabilities: bool, reader: Any) -> bool:
+    """True when every output of a case exists and can be read back completely (``--continue_prediction``).
+
+    A file that exists but cannot be read (truncated by a crash of another tool, a full disk, a copy that
+    stopped half-way) is reported and the case is predicted again.
+    """
+    files = output_files(ofile, file_ending, save_probabilities)
+    if not all(os.path.isfile(f) for f in files):
+        return False
+    for f in files:
+        try:
+            _check_readable(f, reader)
+        except Exception as e:  # any reader error means the file is not a usable output
+            logger.warning("%s exists but cannot be read (%s: %s); predicting this case again.", f,
+                           type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            return False
+    return True

@@ -1,0 +1,119 @@
+"""CPU backends (OpenVINO, ONNX Runtime): agreement with torch, the cached export, clear errors."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from nnunet.inference import backends
+from nnunet.inference.backends import CACHE_FOLDER, BackendError, check_backend
+from nnunet.utils.files import OutputError
+from tests.inference.conftest import CASES, IMAGES, make_predictor
+from tests.inference.test_predictor import _add_fold, _preprocessed
+
+SEQUENTIAL = {"num_processes_preprocessing": 0, "num_processes_segmentation_export": 0}
+
+
+def _installed(name):
+    try:
+        check_backend(name, "cpu")
+        return True
+    except BackendError:
+        return False
+
+
+FAST_BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(not _installed(b), reason=f"{b} is not installed"))
+                 for b in ("openvino", "onnxruntime")]
+
+
+def _cache_files(model_dir, fold=0):
+    return sorted((model_dir / f"fold_{fold}" / CACHE_FOLDER).glob("*.onnx"))
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_backend_agrees_with_torch_with_folds_and_mirroring(backend, model_dir):
+    _add_fold(model_dir, 1)
+    data = _preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
+    reference = make_predictor(model_dir, (0, 1)).predict_logits_from_preprocessed_data(data).float()
+    fast = make_predictor(model_dir, (0, 1), backend=backend).predict_logits_from_preprocessed_data(data).float()
+    assert fast.shape == reference.shape
+    # float32 logits that differ by ~1e-5, accumulated in float16: a unit in the last place at most
+    torch.testing.assert_close(fast, reference, rtol=2e-3, atol=2e-2)
+    agreement = (fast.argmax(0) == reference.argmax(0)).float().mean()
+    assert agreement >= 0.999
+    assert len(_cache_files(model_dir, 0)) == 1 and len(_cache_files(model_dir, 1)) == 1
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_backend_predicts_files_like_torch(backend, tmp_path, model_dir):
+    make_predictor(model_dir, use_mirroring=False).predict_from_files(str(IMAGES), str(tmp_path / "torch"),
+                                                                      **SEQUENTIAL)
+    make_predictor(model_dir, use_mirroring=False, backend=backend).predict_from_files(
+        str(IMAGES), str(tmp_path / backend), num_parts=1, part_id=0, **SEQUENTIAL)
+    for case in CASES:
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "torch" / f"{case}.nii.gz")))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / backend / f"{case}.nii.gz")))
+        assert (a == b).mean() >= 0.999
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_stale_cached_export_is_rebuilt(model_dir, caplog):
+    data = _preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
+    first = make_predictor(model_dir, (0,), backend="onnxruntime")
+    before = first.predict_logits_from_preprocessed_data(data)
+    (cached,) = _cache_files(model_dir)
+    stamp = cached.stat().st_mtime_ns
+    assert any("Exporting" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nnunet.inference.backends"):
+        again = make_predictor(model_dir, (0,), backend="onnxruntime").predict_logits_from_preprocessed_data(data)
+    assert torch.equal(again, before) and cached.stat().st_mtime_ns == stamp  # reused, not exported again
+    assert not any("Exporting" in r.getMessage() for r in caplog.records)
+    # the checkpoint changes (e.g. training went on): the export must follow it
+    _add_fold(model_dir, 9, scale=2.0)
+    (model_dir / "fold_9" / "checkpoint_final.pth").replace(model_dir / "fold_0" / "checkpoint_final.pth")
+    expected = make_predictor(model_dir, (0,)).predict_logits_from_preprocessed_data(data).float()
+    rebuilt = make_predictor(model_dir, (0,), backend="onnxruntime").predict_logits_from_preprocessed_data(data)
+    (new_cached,) = _cache_files(model_dir)
+    assert new_cached != cached and not cached.exists()
+    assert not torch.equal(rebuilt, before)
+    torch.testing.assert_close(rebuilt.float(), expected, rtol=2e-3, atol=2e-2)
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_unwritable_model_folder_exports_to_a_temporary_folder(model_dir, monkeypatch, caplog):
+    def refuse(path):
+        raise OutputError(f"Could not write {path}: EROFS (Read-only file system).")
+
+    monkeypatch.setattr(backends, "publish", refuse)
+    data = _preprocessed(make_predictor(model_dir, (0,)), "ts_small")
+    logits = make_predictor(model_dir, (0,), backend="onnxruntime").predict_logits_from_preprocessed_data(data)
+    assert logits.shape[0] == 3 and _cache_files(model_dir) == []
+    assert any("temporary folder" in r.getMessage() for r in caplog.records)
+
+
+def test_missing_package_and_wrong_device_give_clear_errors(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import fails as if not installed
+    with pytest.raises(BackendError, match=r"pip install 'nnunet\[openvino\]'"):
+        check_backend("openvino", "cpu")
+    with pytest.raises(BackendError, match="runs on the CPU; use -device cpu"):
+        check_backend("onnxruntime", "cuda")
+    with pytest.raises(BackendError, match="Unknown backend 'tensorrt'"):
+        check_backend("tensorrt", "cpu")
+
+
+def test_cli_missing_backend_package(monkeypatch, tmp_path, capsys):
+    from nnunet.cli.predict import predict_from_modelfolder_main
+    from tests.inference.conftest import MODEL
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    out = tmp_path / "out"
+    rc = predict_from_modelfolder_main(["-i", str(IMAGES), "-o", str(out), "-m", str(MODEL), "-f", "0",
+                                        "-device", "cpu", "-backend", "onnxruntime"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "onnxruntime package, which is not installed" in err and "Traceback" not in err
+    assert not out.exists()

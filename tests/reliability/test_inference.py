@@ -1,0 +1,135 @@
+"""Fault tests of prediction (issue 12): a full disk, damaged outputs and --continue_prediction, orphan workers.
+
+Each test injects the real fault (a 1 MB tmpfs that fills up, a truncated file, SIGKILL of the parent) and checks
+the exit code, the message and what is left on disk.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet.cli.predict import predict_from_modelfolder_main
+from tests.inference.conftest import IMAGES, MODEL
+
+FAST = ["-m", str(MODEL), "-f", "0", "-device", "cpu", "--disable_progress_bar", "--disable_tta"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mount -t tmpfs failed (no permission in this container)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def large_input(tmp_path_factory):
+    """One 56^3 image: its probabilities (.npz, about 2 MB) do not fit the small disk, its label map does."""
+    folder = tmp_path_factory.mktemp("large_in")
+    rng = np.random.default_rng(0)
+    image = sitk.GetImageFromArray(rng.normal(0, 1, (56, 56, 56)).astype(np.float32))
+    sitk.WriteImage(image, str(folder / "big_0000.nii.gz"))
+    return folder
+
+
+def _left_on(disk: Path) -> list[str]:
+    return sorted(str(p.relative_to(disk)) for p in disk.rglob("*"))
+
+
+@pytest.mark.parametrize("extra", [pytest.param(["-nps", "0"], id="export-here"),
+                                   pytest.param(["-nps", "1"], id="export-worker"),
+                                   pytest.param(["-nps", "0", "--max_ram_gb", "1e-6"], id="slab-export")])
+def test_full_disk_while_writing_probabilities(small_disk, large_input, capsys, extra):
+    out = small_disk / "out"
+    rc = predict_from_modelfolder_main(["-i", str(large_input), "-o", str(out), *FAST, "-npp", "0",
+                                        "--save_probabilities", *extra])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert "Traceback" not in err
+    line = [x for x in err.splitlines() if x.startswith("nnunet: error:")]
+    assert len(line) == 1 and "ENOSPC" in line[0] and "Free some space" in line[0]
+    assert str(out / "big") in line[0]
+    # nothing that looks like a result, nothing half-written
+    assert _left_on(small_disk) == ["out", "out/dataset.json", "out/plans.json", "out/predict_from_raw_data_args.json"]
+
+
+def test_full_disk_while_writing_the_segmentation(small_disk, capsys):
+    filler = small_disk / "filler"
+    out = small_disk / "out"
+    out.mkdir()
+    rc = predict_from_modelfolder_main(["-i", str(IMAGES), "-o", str(out), *FAST, "-npp", "0", "-nps", "0", "--c"])
+    assert rc == 0, capsys.readouterr().err
+    written = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "ts_regular.nii.gz").unlink()
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    filler.write_bytes(b"\0" * free)  # the disk is now full: the missing case cannot be written
+    assert os.statvfs(small_disk).f_bavail == 0
+    rc = predict_from_modelfolder_main(["-i", str(IMAGES), "-o", str(out), *FAST, "-npp", "0", "-nps", "0",
+                                        "--c"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "ENOSPC" in err and "ts_regular.nii.gz" in err
+    assert not (out / "ts_regular.nii.gz").exists() and not (out / ".nnunet_partial").exists()
+    for name in ("ts_aniso.nii.gz", "ts_small.nii.gz", "plans.json"):  # finished files are untouched
+        assert (out / name).read_bytes() == written[name]
+
+
+def test_continue_prediction_redoes_a_truncated_output(tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["-i", str(IMAGES), "-o", str(out), *FAST, "-npp", "0", "-nps", "0", "--save_probabilities"]
+    assert predict_from_modelfolder_main(base) == 0
+    expected = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "ts_small.nii.gz")))
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    data = (out / "ts_small.nii.gz").read_bytes()
+    (out / "ts_small.nii.gz").write_bytes(data[:len(data) // 2])  # e.g. copied by hand, interrupted
+    npz = (out / "ts_aniso.npz").read_bytes()
+    (out / "ts_aniso.npz").write_bytes(npz[:-100])  # a damaged probabilities file
+    capsys.readouterr()
+    assert predict_from_modelfolder_main(base + ["--c"]) == 0
+    err = capsys.readouterr().err
+    assert f"{out / 'ts_small.nii.gz'} exists but cannot be read" in err
+    assert f"{out / 'ts_aniso.npz'} exists but cannot be read" in err
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out / "ts_small.nii.gz"))), expected)
+    with np.load(out / "ts_aniso.npz") as probabilities:
+        assert probabilities["probabilities"].shape[0] == 3
+    for name in ("ts_regular.nii.gz", "ts_regular.npz", "ts_regular.pkl"):
+        assert (out / name).stat().st_mtime_ns == stamps[name], f"{name} was redone"
+
+
+# ------------------------------------------------------------------------------------------- orphan workers
+
+@pytest.mark.slow
+def test_no_prediction_worker_survives_a_killed_parent(tmp_path, large_input):
+    """Preprocessing (-npp 2) and export (-nps 2) workers, busy with large cases, end with their parent.
+
+    tests/reliability/test_orphans.py covers the tiny fixture images; here every worker holds a 56^3 case and the
+    slab path's hand-over files are in use."""
+    from tests.reliability.conftest import command_env
+    from tests.reliability.processes import kill_and_check_no_orphans, start, wait_for_workers
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(6):  # enough cases that the workers are still busy when the parent dies
+        os.symlink(large_input / "big_0000.nii.gz", folder / f"c{i}_0000.nii.gz")
+    process = start([sys.executable, "-c", "import sys; from nnunet.cli.predict import "
+                     "predict_from_modelfolder_main as m; sys.exit(m(sys.argv[1:]))",
+                     "-i", str(folder), "-o", str(tmp_path / "out"), *FAST, "-npp", "2", "-nps", "2",
+                     "--save_probabilities"], command_env(), tmp_path / "log")
+    workers = wait_for_workers(process, 4, 120)  # 2 preprocessing + 2 export workers
+    kill_and_check_no_orphans(process, workers, signal.SIGKILL, 5.0)
+    assert not (tmp_path / "out" / "c5.nii.gz").exists()
