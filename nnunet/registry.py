@@ -44,7 +44,13 @@ class Registry(Generic[T]):
         """Register ``obj`` under ``name`` (default: its ``__name__``). Usable as a bare decorator."""
 
         def add(o: T) -> T:
-            self._entries[name or o.__name__] = o
+            key = name or o.__name__
+            previous = self._entries.get(key)
+            if previous is not None and _origin(previous) != _origin(o):
+                # two different classes under one name: which one -tr/-pl picks would depend on import order
+                raise ConfigurationError(f"Two {self.kind}s are called {key!r}: {_origin(previous)} and "
+                                         f"{_origin(o)}. Rename one of them.")
+            self._entries[key] = o
             return o
 
         return add(obj) if obj is not None else add
@@ -116,6 +122,11 @@ class Registry(Generic[T]):
         else:
             msg += " Custom classes may be given as a dotted path (package.module.ClassName)."
         return msg
+
+
+def _origin(obj) -> str:
+    """Where a registered object is defined (a re-import of the same module gives the same origin)."""
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
 def _import_file(py_file: Path):

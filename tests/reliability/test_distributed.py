@@ -139,8 +139,8 @@ def test_ctrl_c_during_final_validation_points_to_val(tiny, tmp_path):
     dirs, record = tiny
     env = subprocess_env(record, nnUNet_results=str(dirs["results"]),
                          nnUNet_preprocessed=str(dirs["preprocessed"]))
-    fold = _fold(dirs, "SlowValidationTrainer")
-    code, out = _interrupt(train_args("SlowValidationTrainer"), env, tmp_path / "v.log",
+    fold = _fold(dirs, "WaitBeforeValidationTrainer")
+    code, out = _interrupt(train_args("WaitBeforeValidationTrainer"), env, tmp_path / "v.log",
                            lambda: bool(events(record, "validation")), "the final validation")
     assert code == 130 and "Traceback" not in out, out[-2000:]
     assert "the final validation was cut short. Run the same command with --val" in out

@@ -96,7 +96,7 @@ class SlowRecordingTrainer(RecordingTrainer):
 
 
 @TRAINERS.register
-class SlowValidationTrainer(RecordingTrainer):
+class WaitBeforeValidationTrainer(RecordingTrainer):
     """One quick epoch, then a final validation that first waits a minute (for a signal)."""
 
     num_epochs = 1
