@@ -37,6 +37,8 @@ from nnunet.constants import ANISO_THRESHOLD
 
 #: the scaling range the initial (rotation-safe) patch size is computed for; its minimum enlarges the patch
 LEGACY_SCALE_RANGE = (0.85, 1.25)
+#: zoom range of the DA5 spatial transform, also the range its initial patch is enlarged for
+DA5_SCALE_RANGE = (0.7, 1.43)
 
 
 def _degrees(d: float) -> float:

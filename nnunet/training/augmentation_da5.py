@@ -36,10 +36,8 @@ from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform, 
 from batchgeneratorsv2.transforms.utils.random import OneOfTransform, RandomTransform
 from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
 
-from nnunet.training.augmentation import cascade_transforms, interpolation_mode, target_transforms
-
-#: zoom range of the DA5 spatial transform, also the range its initial patch is enlarged for
-DA5_SCALE_RANGE = (0.7, 1.43)
+from nnunet.training.augmentation import (DA5_SCALE_RANGE, cascade_transforms, interpolation_mode,
+                                          target_transforms)
 
 
 def local_transform_scale(shape: Sequence[int], axis: int) -> float:

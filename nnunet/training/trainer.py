@@ -32,7 +32,6 @@ from nnunet.registry import TRAINERS
 from nnunet.training import ddp
 from nnunet.training.augmentation import (LEGACY_SCALE_RANGE, configure_spatial_augmentation, deep_supervision_scales,
                                           get_training_transforms, get_validation_transforms)
-from nnunet.training.augmentation_da5 import da5_training_transforms
 from nnunet.training.data.dataset import PreprocessedDataset, case_identifiers
 from nnunet.training.data.loader import PatchLoader
 from nnunet.training.data.splits import SPLITS_FILE, train_val_keys
@@ -317,6 +316,9 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
             return get_validation_transforms(deep_supervision_scales, is_cascaded, foreground_labels, regions,
                                              ignore_label)
         if cls.augmentation == "DA5":
+            # imported here: its transforms pull in scipy.stats (0.6 s), which prediction never needs
+            from nnunet.training.augmentation_da5 import da5_training_transforms
+
             return da5_training_transforms(patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
                                            do_dummy_2d_data_aug, image_order=cls.image_interpolation_order,
                                            seg_order=cls.seg_interpolation_order, **common)

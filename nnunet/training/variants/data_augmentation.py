@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from nnunet.registry import TRAINERS
-from nnunet.training.augmentation_da5 import DA5_SCALE_RANGE
+from nnunet.training.augmentation import DA5_SCALE_RANGE
 from nnunet.training.trainer import nnUNetTrainer
 
 # ruff: noqa: N801
