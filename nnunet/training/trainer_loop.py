@@ -23,6 +23,7 @@ from nnunet.training.checkpoint import (add_rng_states, capture_rng_state, gathe
                                         strip_module_prefixes)
 from nnunet.training.data.dataset import dataset_format, unpack_npz
 from nnunet.training.data.loader import check_label_values
+from nnunet.training.data.workers import finish_loader
 from nnunet.training.pseudo_dice import dice_per_class, validation_counts
 from nnunet.training.validation import ValidationJob, run_final_validation
 
@@ -109,9 +110,7 @@ class TrainingLoop:
 
     def shutdown_dataloaders(self) -> None:
         for loader in (self.dataloader_train, self.dataloader_val):
-            finish = getattr(loader, "_finish", None)
-            if finish is not None:
-                finish()
+            finish_loader(loader)
         self.dataloader_train = self.dataloader_val = None
 
     def on_epoch_start(self) -> None:

@@ -10,7 +10,8 @@ from nnunet.preprocessing.storage import load_case
 from nnunet.training.data.dataset import PreprocessedDataset, case_identifiers
 from nnunet.training.data.loader import (PatchLoader, choose_patch_corner, crop_and_pad, crop_bounds,
                                          forced_foreground_positions)
-from nnunet.training.data.workers import background_loader, num_processes_for_augmentation
+from nnunet.training.data.workers import (InProcessLoader, background_loader, finish_loader,
+                                         num_processes_for_augmentation)
 from tests.training.helpers import make_2d_dataset, make_3d_dataset
 
 torch.set_num_threads(1)
@@ -111,7 +112,7 @@ def test_background_workers(tmp_path, monkeypatch):
     try:
         batches = [next(bg) for _ in range(3)]
     finally:
-        bg._finish()
+        finish_loader(bg)
     assert all(b["data"].shape == (2, 1, 8, 8, 8) for b in batches)
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     assert next(background_loader(loader, 0, 1, False))["data"].shape == (2, 1, 8, 8, 8)
@@ -134,3 +135,37 @@ def test_legacy_npz_folder(tmp_path):
 
     with pytest.raises(DatasetError, match="more than one kind"):
         dataset_format(tmp_path)
+
+
+class _ShutdownRace:
+    """Stands in for batchgenerators' augmenter: its results thread fails once the shutdown has begun, as the
+    real one does when it unpickles a batch from a worker that has just exited."""
+
+    def __init__(self):
+        import threading
+
+        self.stopping = threading.Event()
+        self.results_loop_thread = threading.Thread(target=self._results_loop)
+        self.results_loop_thread.start()
+
+    def _results_loop(self):
+        self.stopping.wait()
+        raise FileNotFoundError(2, "No such file or directory")
+
+    def _finish(self):
+        self.stopping.set()
+        self.results_loop_thread.join()
+
+
+def test_finishing_a_loader_hides_the_shutdown_race_of_its_results_thread(monkeypatch):
+    import threading
+
+    reported = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(args.exc_type))
+    finish_loader(_ShutdownRace())
+    finish_loader(InProcessLoader(iter([])))  # nothing to stop
+    assert reported == []
+    other = threading.Thread(target=lambda: 1 / 0)  # other threads still report their errors
+    other.start()
+    other.join()
+    assert reported == [ZeroDivisionError]

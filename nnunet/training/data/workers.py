@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import numpy as np
 
@@ -83,3 +84,30 @@ def background_loader(loader, num_processes: int, num_cached: int, pin_memory: b
     seeds = [int(s) for s in np.random.randint(0, 2 ** 31 - 1, size=num_processes)]
     return NonDetMultiThreadedAugmenter(EndsWithParent(loader), None, num_processes, num_cached, seeds=seeds, pin_memory=pin_memory,
                                         wait_time=0.002)
+
+
+def finish_loader(loader) -> None:
+    """Stop a background loader's workers (nothing to do for an in-process one).
+
+    batchgenerators' results thread can be unpickling a batch whose shared memory belongs to a worker that has
+    just exited for the shutdown; it then dies with a FileNotFoundError traceback although nothing is wrong (the
+    batch is not wanted any more). Exceptions of that thread after the shutdown began are therefore dropped.
+    """
+    finish = getattr(loader, "_finish", None)
+    if finish is None:
+        return
+    results_thread = getattr(loader, "results_loop_thread", None)
+    previous_hook = threading.excepthook
+
+    def drop_shutdown_errors(args) -> None:
+        if args.thread is not results_thread:
+            previous_hook(args)
+
+    threading.excepthook = drop_shutdown_errors
+    try:
+        finish()
+    finally:
+        if results_thread is not None:
+            results_thread.join(timeout=10)
+        threading.excepthook = previous_hook
+
