@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nnunet.errors import DatasetError
+
 
 class BaseReaderWriter(ABC):
     """Reads images as ``(C, X, Y, Z)`` float32 and segmentations as ``(1, X, Y, Z)``; writes segmentations.
@@ -32,3 +34,13 @@ class BaseReaderWriter(ABC):
     @staticmethod
     def seg_dtype(seg: np.ndarray) -> type:
         return np.uint8 if seg.max(initial=0) < 255 else np.uint16
+
+
+def check_channels_agree(files: Sequence, shapes: Sequence, spacings: Sequence) -> None:
+    """Raise :class:`~nnunet.errors.DatasetError` unless the channel files of one case share shape and spacing."""
+    for what, values, differ in (("shape", shapes, lambda v: v != shapes[0]),
+                                 ("spacing", spacings, lambda v: not np.allclose(v, spacings[0]))):
+        if any(differ(v) for v in values):
+            raise DatasetError(f"The channel files of one case differ in {what}: "
+                               f"{ {str(f): v for f, v in zip(files, values)} }")
+

@@ -14,7 +14,7 @@ import numpy as np
 from nibabel.orientations import io_orientation, ornt_transform
 
 from nnunet.errors import DatasetError
-from nnunet.io.readers.base import BaseReaderWriter
+from nnunet.io.readers.base import BaseReaderWriter, check_channels_agree
 from nnunet.registry import READERS
 
 
@@ -37,13 +37,7 @@ def _voxels(img, path: str | os.PathLike) -> np.ndarray:
 
 
 def _check_channels(files, arrays, spacings, affines) -> None:
-    shapes = [a.shape for a in arrays]
-    if any(s != shapes[0] for s in shapes):
-        raise DatasetError(f"The channel files of one case differ in shape: "
-                           f"{ {str(f): s for f, s in zip(files, shapes)} }")
-    if any(not np.allclose(s, spacings[0]) for s in spacings):
-        raise DatasetError(f"The channel files of one case differ in spacing: "
-                           f"{ {str(f): s for f, s in zip(files, spacings)} }")
+    check_channels_agree(files, [a.shape for a in arrays], spacings)
     if any(not np.allclose(a, affines[0]) for a in affines):
         warnings.warn(f"The channel files {[str(f) for f in files]} have different affines.", stacklevel=3)
 

@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet.errors import DatasetError
-from nnunet.io.readers.base import BaseReaderWriter
+from nnunet.io.readers.base import BaseReaderWriter, check_channels_agree
 from nnunet.registry import READERS
 
 #: fake spacing factor of the singleton axis of 2-D files read by SimpleITK (times the largest in-plane spacing)
@@ -148,13 +148,7 @@ def _as_case_array(arr: np.ndarray, spacing: Sequence[float], path) -> tuple[np.
 
 
 def _check_consistency(files, arrays, spacings, origins, directions) -> None:
-    shapes = [a.shape[1:] for a in arrays]
-    if any(s != shapes[0] for s in shapes):
-        raise DatasetError(f"The channel files of one case differ in shape: "
-                           f"{ {str(f): s for f, s in zip(files, shapes)} }")
-    if any(not np.allclose(s, spacings[0]) for s in spacings):
-        raise DatasetError(f"The channel files of one case differ in spacing: "
-                           f"{ {str(f): s for f, s in zip(files, spacings)} }")
+    check_channels_agree(files, [a.shape[1:] for a in arrays], spacings)
     if any(len(o) != len(origins[0]) or not np.allclose(o, origins[0]) for o in origins):
         warnings.warn(f"The channel files {[str(f) for f in files]} have different origins.", stacklevel=3)
     if any(len(d) != len(directions[0]) or not np.allclose(d, directions[0]) for d in directions):
