@@ -88,19 +88,6 @@ def build_predict_from_modelfolder_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _folds(values: Sequence[str]) -> list[int | str]:
-    folds: list[int | str] = []
-    for v in values:
-        if v == "all":
-            folds.append(v)
-            continue
-        try:
-            folds.append(int(v))
-        except ValueError:
-            raise NnunetError(f"Invalid fold {v!r} for -f: use integers or 'all'.") from None
-    return folds
-
-
 def _check_device(device: str | None) -> None:
     if device is not None and device not in DEVICES:
         raise NnunetError(f"-device must be one of {', '.join(DEVICES)}, got {device!r}.")
@@ -132,11 +119,12 @@ def messages_to_stderr(verbose: bool) -> Iterator[None]:
 
 def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int = 0) -> int:
     from nnunet.inference.api import CITATION, predict_from_model_folder
+    from nnunet.inference.model_folder import parse_folds
 
     print(CITATION)
     try:
         with messages_to_stderr(args.verbose):
-            predict_from_model_folder(args.i, args.o, model, _folds(args.f), args.chk, args.step_size,
+            predict_from_model_folder(args.i, args.o, model, parse_folds(args.f), args.chk, args.step_size,
                                       use_mirroring=not args.disable_tta,
                                       save_probabilities=args.save_probabilities,
                                       continue_prediction=args.continue_prediction,

@@ -52,15 +52,20 @@ def normalize_folds(use_folds: Iterable[int | str] | int | str | None, model_fol
         return folds
     if isinstance(use_folds, (str, int)):
         use_folds = [use_folds]
-    folds = []
-    for f in use_folds:
+    return parse_folds(use_folds)
+
+
+def parse_folds(values: Iterable[int | str]) -> list[int | str]:
+    """Folds as given by a user (``-f 0 1``, ``-f all``): integers and ``'all'``; anything else is an error."""
+    folds: list[int | str] = []
+    for f in values:
         if str(f) == "all":
             folds.append("all")
             continue
         try:
             folds.append(int(f))
         except ValueError:
-            raise ConfigurationError(f"Invalid fold {f!r}: folds are integers or 'all'.") from None
+            raise ConfigurationError(f"Invalid fold {f!r} (-f): folds are integers or 'all'.") from None
     return folds
 
 

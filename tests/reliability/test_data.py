@@ -156,15 +156,9 @@ def test_a_case_removed_from_the_dataset_does_not_survive_in_the_staging_folder(
 # --- item 4: complete or absent on a full disk ----------------------------------------------------------------
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+def tiny_disk(filesystems):
+    """A 2 MB tmpfs (the shared fixture skips, with the reason, where mounting is not possible)."""
+    return filesystems.tmpfs("tiny", "2m")
 
 
 def test_full_disk_gives_a_clear_error_and_publishes_no_truncated_file(nnunet_dirs, tiny_disk, monkeypatch,

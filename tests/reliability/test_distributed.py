@@ -13,7 +13,7 @@ import pytest
 from nnunet.cli.train import train_main
 from nnunet.training.checkpoint import load_checkpoint_file
 from tests.training.helpers import make_3d_dataset
-from tests.training.torchrun_helpers import (events, free_port, start_torchrun, start_train, stop, subprocess_env,
+from tests.training.torchrun_helpers import (events, free_port, run_two_nodes, start_torchrun, start_train, stop, subprocess_env,
                                              train_args, wait_for)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and torchrun: Linux")
@@ -194,18 +194,11 @@ def test_nodes_that_do_not_share_preprocessed_data_are_refused(nnunet_dirs, tmp_
     copies = [tmp_path / f"preprocessed_node{node}" for node in (0, 1)]
     for folder in copies:
         make_3d_dataset(folder, shape=(16, 16, 16), patch=(16, 16, 16))
-    port = free_port()
-    launchers = [start_torchrun(node, 2, port, "unshared", train_args("RecordingTrainer"),
-                                subprocess_env(nnUNet_preprocessed=str(copies[node]),
-                                               nnUNet_results=str(nnunet_dirs["results"])),
-                                tmp_path / f"node{node}.log") for node in (0, 1)]
-    try:
-        for launcher in launchers:
-            launcher.wait(timeout=180)
-    finally:
-        stop(*launchers)
-    outputs = [(tmp_path / f"node{node}.log").read_text() for node in (0, 1)]
-    assert all(launcher.returncode != 0 for launcher in launchers)
+    envs = [subprocess_env(nnUNet_preprocessed=str(copies[node]), nnUNet_results=str(nnunet_dirs["results"]))
+            for node in (0, 1)]
+    codes, outputs = run_two_nodes("unshared", train_args("RecordingTrainer"), envs,
+                                   [tmp_path / f"node{node}.log" for node in (0, 1)], timeout=180)
+    assert all(code != 0 for code in codes)
     for out in outputs:
         assert "nnunet: error: The processes of this training read different" in out, out[-2000:]
         assert "splits_final.json: rank(s) 1" in out and "[rank0]: Traceback" not in out

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,19 +21,9 @@ FAST = ["-m", str(MODEL), "-f", "0", "-device", "cpu", "--disable_progress_bar",
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MB tmpfs (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mount -t tmpfs failed (no permission in this container)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+def small_disk(filesystems):
+    """A 1 MB tmpfs (the shared fixture skips, with the reason, where mounting is not possible)."""
+    return filesystems.tmpfs("disk", "1m")
 
 
 @pytest.fixture(scope="module")

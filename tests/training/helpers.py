@@ -7,6 +7,8 @@ networks so that CPU training takes seconds.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -195,3 +197,23 @@ class SlowValidationTrainer(TinyTestTrainer):
             return super().perform_actual_validation(save_probabilities)
         finally:
             self.print_to_log_file = log
+
+
+#: the reference nnU-Net 2.8.1 (tests that use it skip without it)
+REF_PYTHON = Path("/work/ref/.venv-ref/bin/python")
+
+
+def run_reference_trainer_script(script: str, folder: Path) -> subprocess.CompletedProcess:
+    """Run ``script`` with the reference's python, its nnU-Net folders all set to ``folder``.
+
+    The reference infers its dataset class from the preprocessed folder while a trainer initialises, so a
+    placeholder case of the b2nd format is put where it looks.
+    """
+    pre = folder / "Dataset251_InferTiny" / "nnUNetPlans_3d_fullres"
+    pre.mkdir(parents=True, exist_ok=True)
+    (pre / "placeholder.b2nd").write_bytes(b"")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(nnUNet_results=str(folder), nnUNet_preprocessed=str(folder), nnUNet_raw=str(folder),
+               OMP_NUM_THREADS="1")
+    return subprocess.run([str(REF_PYTHON), "-c", script], capture_output=True, text=True, env=env, timeout=300)
+

@@ -12,7 +12,7 @@ from nnunet.training.checkpoint import (add_rng_states, capture_rng_state, deriv
                                         restore_rng_state, rng_state_for_rank)
 from nnunet.training.ddp import rank_oversample_percent, split_batch
 from nnunet.training.run import run_training
-from tests.training.helpers import make_3d_dataset
+from tests.training.helpers import REF_PYTHON, make_3d_dataset, run_reference_trainer_script
 from tests.training.torchrun_helpers import events
 
 
@@ -121,16 +121,12 @@ def test_each_rank_resumes_its_own_random_stream(nnunet_dirs, monkeypatch, tmp_p
     torch.set_num_threads(1)
 
 
-REF_PYTHON = "/work/ref/.venv-ref/bin/python"
 
 
-@pytest.mark.skipif(not __import__("os").path.isfile(REF_PYTHON), reason="reference nnU-Net venv not installed")
+@pytest.mark.skipif(not REF_PYTHON.is_file(), reason="reference nnU-Net venv not installed")
 def test_ddp_checkpoint_loads_in_reference(tmp_path):
     """A checkpoint with every rank's generator states loads in nnU-Net 2.8.1's trainer, and with torch.load's
     default weights_only=True (which nnU-Net's warmup trainer uses)."""
-    import os
-    import subprocess
-
     from nnunet.training.checkpoint import save_checkpoint_file
     from nnunet.training.trainer import nnUNetTrainer
     from tests.conftest import FIXTURES
@@ -154,12 +150,6 @@ t = nnUNetTrainer(plans, '3d_fullres', 0, ds, torch.device('cpu'))
 t.load_checkpoint({str(tmp_path / 'ddp.pth')!r})
 print('OK', t.current_epoch, t._best_ema)
 """
-    pre = tmp_path / "Dataset251_InferTiny" / "nnUNetPlans_3d_fullres"
-    pre.mkdir(parents=True)
-    (pre / "placeholder.b2nd").write_bytes(b"")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(nnUNet_results=str(tmp_path), nnUNet_preprocessed=str(tmp_path), nnUNet_raw=str(tmp_path),
-               OMP_NUM_THREADS="1")
-    res = subprocess.run([REF_PYTHON, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    res = run_reference_trainer_script(script, tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "OK 1 0.5" in res.stdout

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,10 +9,10 @@ import torch
 from nnunet.training.checkpoint import load_checkpoint_file
 from nnunet.training.trainer import nnUNetTrainer
 from tests.conftest import FIXTURES
+from tests.training.helpers import REF_PYTHON, run_reference_trainer_script
 
 torch.set_num_threads(1)
 REF_MODEL = FIXTURES / "inference" / "model"
-REF_PYTHON = Path("/work/ref/.venv-ref/bin/python")
 
 
 def _trainer(cls=nnUNetTrainer):
@@ -62,13 +59,6 @@ ours = torch.load({str(tmp_path / 'ours.pth')!r}, weights_only=False)['network_w
 assert all(torch.equal(sd[k], ours[k]) for k in ours) and list(sd) == list(ours)
 print('OK', t.current_epoch, t._best_ema)
 """
-    # the reference infers its dataset class from the preprocessed folder while initialising
-    pre = tmp_path / "Dataset251_InferTiny" / "nnUNetPlans_3d_fullres"
-    pre.mkdir(parents=True)
-    (pre / "placeholder.b2nd").write_bytes(b"")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(nnUNet_results=str(tmp_path), nnUNet_preprocessed=str(tmp_path), nnUNet_raw=str(tmp_path),
-               OMP_NUM_THREADS="1")
-    res = subprocess.run([str(REF_PYTHON), "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    res = run_reference_trainer_script(script, tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "OK 4 0.5" in res.stdout  # our current_epoch 3 is stored as 4 (the next epoch to run)

@@ -13,7 +13,8 @@ from nnunet.cli.train import train_main
 from nnunet.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint_file
 from nnunet.training.run import run_training
 from tests.training.helpers import make_3d_dataset
-from tests.training.torchrun_helpers import (events, free_port, start_torchrun, stop, subprocess_env, train_args)
+from tests.training.torchrun_helpers import (events, free_port, run_two_nodes, start_torchrun, stop, subprocess_env,
+                                             train_args)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torchrun tests run on Linux")
 
@@ -41,16 +42,9 @@ def test_two_node_torchrun_training(nnunet_dirs, tmp_path, monkeypatch):
     record = tmp_path / "record"
     record.mkdir()
     env = subprocess_env(record)
-    port = free_port()
-    launchers = [start_torchrun(node, 2, port, "two-nodes", train_args("RecordingTrainer"), env,
-                                tmp_path / f"node{node}.log") for node in (0, 1)]
-    try:
-        for launcher in launchers:
-            launcher.wait(timeout=240)
-    finally:
-        stop(*launchers)
-    outputs = [(tmp_path / f"node{node}.log").read_text() for node in (0, 1)]
-    assert [launcher.returncode for launcher in launchers] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    codes, outputs = run_two_nodes("two-nodes", train_args("RecordingTrainer"), [env, env],
+                                   [tmp_path / f"node{node}.log" for node in (0, 1)], timeout=240)
+    assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
 
     # one group of two ranks, one process per node, each rank started once
     starts = events(record, "start")

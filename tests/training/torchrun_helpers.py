@@ -148,6 +148,19 @@ def start_torchrun(node_rank: int, nnodes: int, port: int, run_id: str, args: li
                                 start_new_session=True)
 
 
+def run_two_nodes(run_id: str, args: list[str], envs: list[dict[str, str]], logs: list[Path],
+                  timeout: float) -> tuple[list[int], list[str]]:
+    """Two torchrun launchers (nodes 0 and 1) to the end: their exit codes and their logs."""
+    port = free_port()
+    launchers = [start_torchrun(node, 2, port, run_id, args, envs[node], logs[node]) for node in (0, 1)]
+    try:
+        for launcher in launchers:
+            launcher.wait(timeout=timeout)
+    finally:
+        stop(*launchers)
+    return [launcher.returncode for launcher in launchers], [log.read_text() for log in logs]
+
+
 def start_train(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """``nnUNet_train`` (the console script of this environment) in its own session."""
     script = Path(sys.executable).parent / "nnUNet_train"

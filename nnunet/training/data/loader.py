@@ -100,13 +100,14 @@ def check_label_values(batch: dict[str, Any], label_manager: LabelManager, folde
     Only label training is checked (region training maps labels to region channels before this point, where an
     undeclared label silently becomes background, as in nnU-Net). Without the check such a value crashes the loss
     with an index error (a device-side assert on CUDA) that names neither the case nor the label. Checked in the
-    main process, per batch: a max and a min over the full-resolution targets.
+    main process, per batch: one min/max pass over the full-resolution targets.
     """
     if label_manager.has_regions:
         return
     target = batch["target"][0] if isinstance(batch["target"], list) else batch["target"]
     allowed = set(label_manager.all_labels) | ({label_manager.ignore_label} if label_manager.has_ignore_label else set())
-    if int(target.min()) >= 0 and int(target.max()) <= max(allowed):
+    low, high = torch.aminmax(target)  # one pass over the batch: this runs on every training step
+    if int(low) >= 0 and int(high) <= max(allowed):
         return
     flat = target.reshape(target.shape[0], -1)
     bad = {}
