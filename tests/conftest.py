@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("nnUNet_def_n_proc", "1")
+
+# A shell starts background jobs (`pytest ... &`, nohup) with Ctrl-C ignored, and commands the tests start
+# inherit that: the tests that send SIGINT would then see it ignored. Give the suite a normal Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -170,7 +170,7 @@ def test_ctrl_c_leaves_only_complete_cases_and_a_rerun_resumes(nnunet_dirs):
     import time
     from pathlib import Path
 
-    make_dataset(nnunet_dirs["raw"], 235, "CtrlC", "3d_iso", num_cases=48, shape=(64, 64, 64))
+    make_dataset(nnunet_dirs["raw"], 235, "CtrlC", "3d_iso", num_cases=48, shape=(40, 40, 40))
     assert plan_and_preprocess_main(["-d", "235", "--no_pp", "-npfp", "1", "--no_pbar"]) == 0
     pre = nnunet_dirs["preprocessed"] / "Dataset235_CtrlC"
     command = [str(Path(sys.executable).parent / "nnUNet_preprocess"), "-d", "235", "-c", "2d", "3d_fullres",
