@@ -33,3 +33,29 @@ def test_help_exits_cleanly(name, capsys):
         main(["-h"])
     assert e.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+_FAST_EXIT_SCRIPT = """
+import sys
+from nnunet.cli.common import cli_entry, console
+
+@cli_entry
+def main(argv):
+    for i in range(1000):  # block-buffered into a pipe: the last block is lost if the exit skips the flush
+        print(i)
+    sys.stderr.write("last line")
+    return 3
+
+console(main, fast_exit=True)()
+"""
+
+
+def test_fast_exit_keeps_buffered_output_and_the_exit_code():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-c", _FAST_EXIT_SCRIPT], capture_output=True, text=True, env=env)
+    assert proc.returncode == 3
+    assert proc.stdout.split() == [str(i) for i in range(1000)] and proc.stderr == "last line"

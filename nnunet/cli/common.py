@@ -5,6 +5,8 @@ import argparse
 import contextlib
 import errno
 import functools
+import logging
+import os
 import signal
 import sys
 import threading
@@ -106,11 +108,23 @@ def cli_entry(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[S
     return wrapper
 
 
-def console(main: Callable[[Sequence[str] | None], int]) -> Callable[[], None]:
-    """Turn a wrapped main into a console-script entry point."""
+def console(main: Callable[[Sequence[str] | None], int], fast_exit: bool = False) -> Callable[[], None]:
+    """Turn a wrapped main into a console-script entry point.
+
+    ``fast_exit``: once ``main`` has returned (its workers stopped, its files written and closed), end the
+    process without Python's teardown of every imported module. With torch loaded that teardown takes 0.3-3 s
+    (measured 2.5 s on a slow machine), which is pure waiting for a user who predicts one case per call. Only
+    for commands that leave nothing to clean up at exit: no worker processes, no temporary folders left open.
+    """
 
     def run() -> None:
-        sys.exit(main(None))
+        code = main(None)
+        if fast_exit:
+            logging.shutdown()  # flush and close log handlers (files included)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        sys.exit(code)
 
     run.__name__ = main.__name__
     return run

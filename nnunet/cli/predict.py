@@ -35,7 +35,8 @@ def _add_common_args(parser: argparse.ArgumentParser, default_npp: int, default_
                         help="sliding-window step as a fraction of the patch size (default: %(default)s; larger is "
                              "faster and slightly less accurate)")
     parser.add_argument("--disable_tta", action="store_true", help="no mirroring test-time augmentation (faster)")
-    parser.add_argument("--verbose", action="store_true", help="print more information")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print more information, and a line per case with its time and peak memory")
     parser.add_argument("--save_probabilities", action="store_true",
                         help="also write CASE.npz (key 'probabilities') and CASE.pkl, needed for ensembling")
     parser.add_argument("-chk", default="checkpoint_final.pth",
@@ -160,5 +161,5 @@ def predict_from_modelfolder_main(argv: Sequence[str] | None = None) -> int:
     return _run(args, args.m)
 
 
-predict_console = console(predict_main)
-predict_from_modelfolder_console = console(predict_from_modelfolder_main)
+predict_console = console(predict_main, fast_exit=True)
+predict_from_modelfolder_console = console(predict_from_modelfolder_main, fast_exit=True)

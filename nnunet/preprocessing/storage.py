@@ -31,7 +31,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from nnunet.errors import DatasetError, NnunetError
-from nnunet.preprocessing.blosc2_layout import NTHREADS, compressed_frame
 from nnunet.utils.files import OutputError, default_file_mode, describe_os_error, publish
 from nnunet.utils.json import load_pickle, save_json
 
@@ -116,13 +115,18 @@ def remove_case(folder: str | os.PathLike, case_id: str) -> None:
 # --- writing ---------------------------------------------------------------------------------------------------
 
 def save_case(folder: str | os.PathLike, case_id: str, data: np.ndarray, seg: np.ndarray,
-              properties: dict[str, Any], patch_size: Sequence[int], nthreads: int = NTHREADS) -> None:
+              properties: dict[str, Any], patch_size: Sequence[int], nthreads: int | None = None) -> None:
     """Write one case: data (float32), seg (int16), then the properties, each complete or absent.
 
     Block/chunk shapes follow from ``patch_size`` (:mod:`~nnunet.preprocessing.blosc2_layout`); ``nthreads`` only
-    sets how many threads compress. A failed write (full disk, ...) raises :class:`~nnunet.utils.files.OutputError`
+    sets how many threads compress (None: :data:`~nnunet.preprocessing.blosc2_layout.NTHREADS`). A failed write
+    (full disk, ...) raises :class:`~nnunet.utils.files.OutputError`
     and leaves at most a partial case, which no reader counts as a case.
     """
+    # imported here: blosc2 takes a second or more to import, and only writers need the layout
+    from nnunet.preprocessing.blosc2_layout import NTHREADS, compressed_frame
+
+    nthreads = NTHREADS if nthreads is None else nthreads
     folder = Path(folder)
     names = case_file_names(case_id)
     _write_file(folder / names[0], compressed_frame(data.astype(np.float32, copy=False), patch_size, nthreads))

@@ -8,32 +8,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from batchgeneratorsv2.helpers.scalar_type import RandomScalar
-from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
-from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
-from batchgeneratorsv2.transforms.intensity.contrast import BGContrast, ContrastTransform
-from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform
-from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
-from batchgeneratorsv2.transforms.nnunet.random_binary_operator import ApplyRandomBinaryOperatorTransform
-from batchgeneratorsv2.transforms.nnunet.remove_connected_components import (
-    RemoveRandomConnectedComponentFromOneHotEncodingTransform)
-from batchgeneratorsv2.transforms.nnunet.seg_to_onehot import MoveSegAsOneHotToDataTransform
-from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
-from batchgeneratorsv2.transforms.spatial.low_resolution import SimulateLowResolutionTransform
-from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
-from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
-from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
-from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
-from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
-from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform, Convert3DTo2DTransform
-from batchgeneratorsv2.transforms.utils.random import RandomTransform
-from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
-from batchgeneratorsv2.transforms.utils.seg_to_regions import ConvertSegmentationToRegionsTransform
-
 from nnunet.constants import ANISO_THRESHOLD
+
+if TYPE_CHECKING:
+    from batchgeneratorsv2.helpers.scalar_type import RandomScalar
+    from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
+    from batchgeneratorsv2.transforms.intensity.contrast import BGContrast
 
 #: the scaling range the initial (rotation-safe) patch size is computed for; its minimum enlarges the patch
 LEGACY_SCALE_RANGE = (0.85, 1.25)
@@ -126,6 +109,8 @@ def deep_supervision_scales(strides: Sequence[Sequence[int]]) -> list[list[float
 
 def _bg_contrast(range_: tuple[float, float]) -> BGContrast:
     """Factor sampler: with probability 0.5 below 1, else above 1, each uniform in its part of ``range_``."""
+    from batchgeneratorsv2.transforms.intensity.contrast import BGContrast
+
     return BGContrast(range_)
 
 
@@ -147,6 +132,22 @@ def get_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomSc
     ``seg_order`` 0 resamples the segmentation with nearest neighbour in the spatial transform (nnU-Net's
     ``DASegOrd0`` trainers, which also apply the cascade's morphology with ``cascade_p_per_label`` 1).
     """
+    # batchgeneratorsv2 is imported here, not at the top: prediction imports the trainer classes (to build their
+    # networks) and should not pay for the augmentation stack (pandas among it, seconds on a slow disk)
+    from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
+    from batchgeneratorsv2.transforms.intensity.contrast import ContrastTransform
+    from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform
+    from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
+    from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
+    from batchgeneratorsv2.transforms.spatial.low_resolution import SimulateLowResolutionTransform
+    from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
+    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+    from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+    from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
+    from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform, Convert3DTo2DTransform
+    from batchgeneratorsv2.transforms.utils.random import RandomTransform
+    from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
+
     transforms: list[BasicTransform] = []
     if do_dummy_2d_data_aug:
         transforms.append(Convert3DTo2DTransform())
@@ -201,6 +202,9 @@ def get_validation_transforms(deep_supervision_scales: Sequence | None, is_casca
                               foreground_labels: Sequence[int] | None = None, regions: Sequence | None = None,
                               ignore_label: int | None = None) -> BasicTransform:
     """Validation pipeline: remove the -1 label, cascade input, regions, deep-supervision targets."""
+    from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+    from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
+
     transforms: list[BasicTransform] = [RemoveLabelTransform(-1, 0)]
     if is_cascaded:
         transforms += cascade_transforms(foreground_labels, augment=False)
@@ -212,6 +216,12 @@ def cascade_transforms(foreground_labels: Sequence[int] | None, augment: bool,
                        p_per_label: float = 0.5) -> list[BasicTransform]:
     """Previous-stage segmentation -> one-hot input channels; with ``augment`` also random morphology (p 0.4) and
     removal of a connected component (p 0.2), each label visited with ``p_per_label``."""
+    from batchgeneratorsv2.transforms.nnunet.random_binary_operator import ApplyRandomBinaryOperatorTransform
+    from batchgeneratorsv2.transforms.nnunet.remove_connected_components import (
+        RemoveRandomConnectedComponentFromOneHotEncodingTransform)
+    from batchgeneratorsv2.transforms.nnunet.seg_to_onehot import MoveSegAsOneHotToDataTransform
+    from batchgeneratorsv2.transforms.utils.random import RandomTransform
+
     if not foreground_labels:
         raise ValueError("Cascade augmentation needs the dataset's foreground labels.")
     n = len(foreground_labels)
@@ -232,6 +242,9 @@ def cascade_transforms(foreground_labels: Sequence[int] | None, augment: bool,
 def target_transforms(ds_scales: Sequence | None, regions: Sequence | None,
                       ignore_label: int | None) -> list[BasicTransform]:
     """Labels -> region channels (with the ignore label as a last channel), then deep-supervision targets."""
+    from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
+    from batchgeneratorsv2.transforms.utils.seg_to_regions import ConvertSegmentationToRegionsTransform
+
     out: list[BasicTransform] = []
     if regions is not None:
         region_list = list(regions) + ([ignore_label] if ignore_label is not None else [])

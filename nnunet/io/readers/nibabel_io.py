@@ -9,18 +9,23 @@ import os
 import warnings
 from typing import Any, Sequence
 
-import nibabel as nib
 import numpy as np
-from nibabel.orientations import io_orientation, ornt_transform
 
 from nnunet.errors import DatasetError
 from nnunet.io.readers.base import BaseReaderWriter, check_channels_agree
 from nnunet.registry import READERS
 
 
+def _nib():
+    """nibabel, imported on first use: it takes most of a second to import, and most datasets never need it."""
+    import nibabel
+
+    return nibabel
+
+
 def _load_nifti(path: str | os.PathLike):
     try:
-        return nib.load(str(path))
+        return _nib().load(str(path))
     except Exception as e:  # nibabel raises ImageFileError, OSError, EOFError, zlib errors, ...
         raise DatasetError(f"Could not read {path}: {type(e).__name__}: {e}") from None
 
@@ -72,10 +77,10 @@ class NibabelIO(BaseReaderWriter):
 
     def _seg_nifti(self, seg: np.ndarray, properties: dict[str, Any]):
         voxels = seg.transpose(2, 1, 0).astype(self.seg_dtype(seg), copy=False)
-        return nib.Nifti1Image(voxels, affine=properties["nibabel_stuff"]["original_affine"])
+        return _nib().Nifti1Image(voxels, affine=properties["nibabel_stuff"]["original_affine"])
 
     def write_seg(self, seg: np.ndarray, output_file: str | os.PathLike, properties: dict[str, Any]) -> None:
-        nib.save(self._seg_nifti(seg, properties), str(output_file))
+        _nib().save(self._seg_nifti(seg, properties), str(output_file))
 
 
 @READERS.register
@@ -89,7 +94,7 @@ class NibabelIOWithReorient(NibabelIO):
     def _load(self, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[float, ...], dict[str, Any]]:
         img = _load_nifti(path)
         try:
-            reoriented = img.as_reoriented(io_orientation(img.affine))
+            reoriented = img.as_reoriented(_nib().orientations.io_orientation(img.affine))
         except Exception as e:
             raise DatasetError(f"Could not reorient {path}: {type(e).__name__}: {e}") from None
         stuff = {"original_affine": img.affine, "reoriented_affine": reoriented.affine}
@@ -98,8 +103,10 @@ class NibabelIOWithReorient(NibabelIO):
     def _seg_nifti(self, seg: np.ndarray, properties: dict[str, Any]):
         stuff = properties["nibabel_stuff"]
         voxels = seg.transpose(2, 1, 0).astype(self.seg_dtype(seg), copy=False)
-        img = nib.Nifti1Image(voxels, affine=stuff["reoriented_affine"])
-        back = ornt_transform(io_orientation(stuff["reoriented_affine"]), io_orientation(stuff["original_affine"]))
+        img = _nib().Nifti1Image(voxels, affine=stuff["reoriented_affine"])
+        orientations = _nib().orientations
+        back = orientations.ornt_transform(orientations.io_orientation(stuff["reoriented_affine"]),
+                                           orientations.io_orientation(stuff["original_affine"]))
         restored = img.as_reoriented(back)
         if not np.allclose(restored.affine, stuff["original_affine"]):
             warnings.warn(f"The affine restored for the segmentation differs from the original one:\n"
