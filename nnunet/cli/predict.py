@@ -118,7 +118,19 @@ def messages_to_stderr(verbose: bool) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
+def _start_compiling(args: argparse.Namespace, model: str) -> None:
+    """Head start for a fast CPU backend: compile the folds' cached conversions while torch is being imported."""
+    if args.backend == "torch":
+        return
+    from pathlib import Path
+
+    from nnunet.inference.runners import default_threads, start_compiling_cached
+
+    start_compiling_cached(args.backend, [Path(model) / f"fold_{f}" / args.chk for f in args.f], default_threads())
+
+
 def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int = 0) -> int:
+    _start_compiling(args, model)  # before the imports below, which load torch
     from nnunet.inference.api import CITATION, predict_from_model_folder
     from nnunet.inference.model_folder import parse_folds
 

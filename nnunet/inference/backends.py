@@ -18,19 +18,18 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from nnunet.errors import ConfigurationError
+from nnunet.inference.runners import CACHE_FOLDER, drop_head_starts, make_runner
 from nnunet.utils.files import OutputError, publish
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "openvino", "onnxruntime")
-#: sub-folder of a fold folder that holds the exported networks
-CACHE_FOLDER = ".nnunet_cache"
 #: bump when the export itself changes, so that older cached files are not used
 EXPORT_VERSION = 1
 ONNX_OPSET = 17
@@ -132,34 +131,12 @@ def export_fold(network: torch.nn.Module, parameters: dict[str, Any] | None, che
     return target
 
 
-def _openvino_runner(onnx_file: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    import openvino as ov
-
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(onnx_file)), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads,
-                                   "PERFORMANCE_HINT": "LATENCY"})
-    request = compiled.create_infer_request()
-    return lambda x: request.infer({0: x})[0].copy()
-
-
-def _onnxruntime_runner(onnx_file: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {"tile": x})[0]
-
-
 class CompiledNetwork:
     """A fold's network on a CPU backend, called like the torch module: (B, C, *patch) tensor -> logits."""
 
     def __init__(self, backend: str, onnx_file: Path, threads: int):
-        make = _openvino_runner if backend == "openvino" else _onnxruntime_runner
         self.backend, self.onnx_file = backend, onnx_file
-        self._run = make(onnx_file, max(1, threads))
+        self._run = make_runner(backend, onnx_file, max(1, threads))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self._run(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)))
@@ -175,6 +152,7 @@ def compile_folds(backend: str, network: torch.nn.Module, parameters: list[dict[
             params = parameters[i] if parameters is not None else None
             onnx_file = export_fold(network, params, Path(checkpoint), trainer_name, input_shape, Path(scratch))
             compiled.append(CompiledNetwork(backend, onnx_file, threads))
+    drop_head_starts()
     if parameters is not None:  # leave the torch network as loading left it: the first fold's weights
         network.load_state_dict(parameters[0])
     return compiled

@@ -96,10 +96,11 @@ def iterate_in_order(fn: Callable[..., tuple[np.ndarray, dict]], jobs: Sequence[
                      num_processes: int, handover: str | os.PathLike | None = None) -> Iterator[dict[str, Any]]:
     """Yield ``{"data", "data_properties", "ofile"}`` for every job, in order.
 
-    With ``num_processes <= 0`` each case is preprocessed here when it is needed. Otherwise a spawn pool works
-    ahead, at most ``num_processes + 1`` cases ahead of the consumer, so memory stays bounded. With a
-    ``handover`` folder, workers pass arrays over :data:`HANDOVER_BYTES` as .npy files there; ``data`` is then
-    the file's path (the consumer loads and deletes it).
+    With ``num_processes <= 0`` each case is preprocessed here when it is needed. Otherwise the first case is
+    preprocessed here while a spawn pool starts and works ahead on the others, at most ``num_processes + 1``
+    cases ahead of the consumer, so memory stays bounded. With a ``handover`` folder, workers pass arrays over
+    :data:`HANDOVER_BYTES` as .npy files there; ``data`` is then the file's path (the consumer loads and deletes
+    it).
     """
     if num_processes <= 0 or len(jobs) == 0:
         for args, ofile in zip(jobs, output_files):
@@ -108,14 +109,23 @@ def iterate_in_order(fn: Callable[..., tuple[np.ndarray, dict]], jobs: Sequence[
         return
     with spawn_pool(min(num_processes, len(jobs))) as pool:
         pending: deque[Future] = deque()
-        next_job = 0
+        next_job = 1
+
+        def top_up() -> None:
+            nonlocal next_job
+            while next_job < len(jobs) and len(pending) <= num_processes:
+                pending.append(pool.submit(run_and_hand_over, fn, None if handover is None else str(handover),
+                                           *jobs[next_job]))
+                next_job += 1
+
         try:
-            for ofile in output_files:
-                while next_job < len(jobs) and len(pending) <= num_processes:
-                    pending.append(pool.submit(run_and_hand_over, fn, None if handover is None else str(handover),
-                                               *jobs[next_job]))
-                    next_job += 1
-                data, properties = pending.popleft().result()
+            top_up()
+            for index, ofile in enumerate(output_files):
+                if index == 0:  # here, while the workers start: a worker needs about a second to import its modules
+                    data, properties = fn(*jobs[0])
+                else:
+                    top_up()
+                    data, properties = pending.popleft().result()
                 yield {"data": data, "data_properties": properties, "ofile": ofile}
         except BrokenProcessPool:
             raise NnunetError("A preprocessing worker died, most likely because it ran out of memory. Use fewer "

@@ -85,6 +85,33 @@ def test_stale_cached_export_is_rebuilt(model_dir, caplog):
 
 
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_head_start_is_used_for_the_checked_export_only(model_dir):
+    from nnunet.inference import runners
+
+    threads = torch.get_num_threads()
+    checkpoint = model_dir / "fold_0" / "checkpoint_final.pth"
+    data = _preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
+    before = make_predictor(model_dir, (0,), backend="onnxruntime").predict_logits_from_preprocessed_data(data)
+    (cached,) = _cache_files(model_dir)
+    # the export is current: the prediction runs the network compiled in the background
+    runners.start_compiling_cached("onnxruntime", [checkpoint], threads)
+    head = runners._started[("onnxruntime", str(cached), threads)].result()
+    predictor = make_predictor(model_dir, (0,), backend="onnxruntime")
+    assert torch.equal(predictor.predict_logits_from_preprocessed_data(data), before)
+    assert predictor._compiled[0]._run is head and not runners._started
+    # the checkpoint changed since: the head start compiles the outdated export, which must not be used
+    _add_fold(model_dir, 9, scale=2.0)
+    (model_dir / "fold_9" / "checkpoint_final.pth").replace(checkpoint)
+    runners.start_compiling_cached("onnxruntime", [checkpoint], threads)
+    stale = runners._started[("onnxruntime", str(cached), threads)].result()
+    expected = make_predictor(model_dir, (0,)).predict_logits_from_preprocessed_data(data).float()
+    predictor = make_predictor(model_dir, (0,), backend="onnxruntime")
+    fresh = predictor.predict_logits_from_preprocessed_data(data)
+    torch.testing.assert_close(fresh.float(), expected, rtol=2e-3, atol=2e-2)
+    assert not torch.equal(fresh, before) and predictor._compiled[0]._run is not stale and not runners._started
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
 def test_unwritable_model_folder_exports_to_a_temporary_folder(model_dir, monkeypatch, caplog):
     def refuse(path):
         raise OutputError(f"Could not write {path}: EROFS (Read-only file system).")
