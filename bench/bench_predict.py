@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_preprocess import _tree_rss_kb  # noqa: E402  (process-tree RSS, shared with that benchmark)
 
 DATASET_ID = 4
-OURS = [sys.executable, "-c", "import sys; from nnunet.cli.predict import predict_from_modelfolder_main as m; "
-                              "sys.exit(m(sys.argv[1:]))"]
+# the console command's own entry point (as nnUNetv2_predict_from_modelfolder runs it), from this checkout
+OURS = [sys.executable, "-c", "from nnunet.cli.predict import predict_from_modelfolder_console as m; m()"]
 
 
 def run_limited(cmd: list[str], env: dict, rss_limit_gb: float) -> tuple[float, float, float, str]:
