@@ -112,8 +112,9 @@ def console(main: Callable[[Sequence[str] | None], int], fast_exit: bool = False
     """Turn a wrapped main into a console-script entry point.
 
     ``fast_exit``: once ``main`` has returned (its workers stopped, its files written and closed), end the
-    process without Python's teardown of every imported module. With torch loaded that teardown takes 0.3-3 s
-    (measured 2.5 s on a slow machine), which is pure waiting for a user who predicts one case per call. Only
+    process without Python's teardown of every imported module. With torch loaded that teardown took 0.4 s on
+    the 2-core development machine (2.5 s while it was slow), pure waiting for a user who predicts one case per
+    call. Only
     for commands that leave nothing to clean up at exit: no worker processes, no temporary folders left open.
     """
 
