@@ -114,8 +114,8 @@ def console(main: Callable[[Sequence[str] | None], int], fast_exit: bool = False
     ``fast_exit``: once ``main`` has returned (its workers stopped, its files written and closed), end the
     process without Python's teardown of every imported module. With torch loaded that teardown took 0.4 s on
     the 2-core development machine (2.5 s while it was slow), pure waiting for a user who predicts one case per
-    call. Only
-    for commands that leave nothing to clean up at exit: no worker processes, no temporary folders left open.
+    call. Only for commands that leave nothing to clean up at exit: no worker processes, no temporary folders
+    left open.
     """
 
     def run() -> None:
