@@ -92,7 +92,8 @@ class Filesystems:
         result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                                 capture_output=True, text=True)
         if result.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs: {result.stderr.strip()}")
+            pytest.skip(f"this fault needs a real small filesystem, and mounting a tmpfs failed here "
+                        f"({result.stderr.strip()}); run the suite where mount is allowed (CI does) to include it")
         self.mounted.append(folder)
         return folder
 
@@ -116,7 +117,8 @@ class Filesystems:
 @pytest.fixture
 def filesystems(tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("mounting a small or read-only filesystem needs root")
+        pytest.skip("full and read-only disk faults mount a small tmpfs, which needs root; run the suite as root "
+                    "(CI does) to include them")
     fs = Filesystems(tmp_path / "mounts")
     yield fs
     fs.unmount_all()
