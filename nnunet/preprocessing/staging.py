@@ -26,7 +26,8 @@ from typing import Any, Sequence
 
 from nnunet.errors import NnunetError
 from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans
-from nnunet.preprocessing.storage import PARTIAL_PREFIX, remove_case, remove_marker, scan_folder, write_marker
+from nnunet.preprocessing.storage import (PARTIAL_PREFIX, PreprocessedDataError, remove_case, remove_marker,
+                                         scan_folder, write_marker)
 from nnunet.utils.json import load_json, save_json
 
 STAGING_SUFFIX = ".staging"
@@ -97,12 +98,15 @@ class StagedBuild:
 
     def publish_if_complete(self, all_cases: Sequence[str]) -> bool:
         """Swap the staging folder in if every case is complete there. Returns whether this call swapped it."""
-        staging = self.staging
-        if not staging.is_dir() or not set(all_cases) <= set(scan_folder(staging).complete):
+        try:
+            complete = scan_folder(self.staging).complete
+        except PreprocessedDataError:  # gone: another part claimed it since (or nothing was staged)
+            return False
+        if not set(all_cases) <= set(complete):
             return False
         claimed = self.final.parent / f".{self.final.name}.publishing-{uuid.uuid4().hex}"
         try:
-            os.rename(staging, claimed)
+            os.rename(self.staging, claimed)
         except FileNotFoundError:  # another part claimed it first and is swapping it in
             return False
         shutil.rmtree(claimed / ".nnunet_partial", ignore_errors=True)

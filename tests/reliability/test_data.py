@@ -363,3 +363,22 @@ def test_a_bad_part_id_is_refused_before_any_work(nnunet_dirs, capsys):
     assert preprocess_main(["-d", "316", "-num_parts", "2", "-part_id", "2", "--no_pbar"]) == 1
     assert "-part_id must be in [0, -num_parts)" in capsys.readouterr().err
 
+
+
+def test_staging_claimed_by_another_part_while_this_one_checks_it_is_not_an_error(tmp_path, monkeypatch):
+    """The race behind a flaky shard test: between this part's look at the staging folder and its scan, the other
+    part renames the folder to swap it in. This part must simply find it gone (the other part publishes)."""
+    from nnunet.preprocessing import staging
+
+    final = tmp_path / "nnUNetPlans_3d_fullres"
+    build = staging.StagedBuild(final, "3d_fullres", "plans.json", {}, frozenset())
+    build.staging.mkdir()
+    real_scan = staging.scan_folder
+
+    def other_part_claims_first(folder):
+        os.rename(folder, tmp_path / ".claimed-by-the-other-part")
+        return real_scan(folder)
+
+    monkeypatch.setattr(staging, "scan_folder", other_part_claims_first)
+    assert build.publish_if_complete(["case_000"]) is False
+    assert not final.exists() and (tmp_path / ".claimed-by-the-other-part").is_dir()
