@@ -124,13 +124,14 @@ def _start_compiling(args: argparse.Namespace, model: str) -> None:
         return
     from pathlib import Path
 
-    from nnunet.inference.runners import default_threads, start_compiling_cached
+    from nnunet.inference.runners import prediction_threads, start_compiling_cached
 
-    start_compiling_cached(args.backend, [Path(model) / f"fold_{f}" / args.chk for f in args.f], default_threads())
+    start_compiling_cached(args.backend, [Path(model) / f"fold_{f}" / args.chk for f in args.f],
+                           prediction_threads())
 
 
 def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int = 0) -> int:
-    _start_compiling(args, model)  # before the imports below, which load torch
+    _start_compiling(args, model)  # first: the imports below take a while (and load torch unless all is cached)
     from nnunet.inference.api import CITATION, predict_from_model_folder
     from nnunet.inference.model_folder import parse_folds
 

@@ -32,10 +32,14 @@ def model_folder(dataset_name_or_id: str | int, trainer: str = "nnUNetTrainer", 
     return folder
 
 
-def choose_device(device: str | None) -> str:
-    """``device`` as given; None or ``"auto"``: CUDA when this machine has it, else the CPU (said in one line)."""
+def choose_device(device: str | None, backend: str = "torch") -> str:
+    """``device`` as given; None or ``"auto"``: CUDA when this machine has it, else the CPU (said in one line).
+
+    The CPU runtimes (``backend`` openvino or onnxruntime) choose the CPU without asking torch."""
     if device not in (None, "auto"):
         return device
+    if backend != "torch":
+        return "cpu"
     import torch
 
     if torch.cuda.is_available():
@@ -61,13 +65,13 @@ def predict_from_model_folder(input_folder: str | os.PathLike, output_folder: st
     ``onnxruntime`` (CPU). ``max_ram_gb``: memory a case may use before it is predicted in slabs (None: 70 %
     of the available memory).
     """
-    import torch
-
     from nnunet.inference.predictor import nnUNetPredictor
 
     check_output_folder(input_folder, output_folder)
-    device = choose_device(device)
+    device = choose_device(device, backend)
     if device == "cuda":  # the GPU does the work; more CPU threads only compete with the workers
+        import torch
+
         torch.set_num_threads(1)
     predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=use_mirroring,
                                 perform_everything_on_device=perform_everything_on_device, device=device,

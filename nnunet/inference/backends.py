@@ -2,37 +2,37 @@
 
 The fast CPU backends run the same network exported to ONNX (float32, opset 17, the batch axis dynamic, the
 spatial axes fixed to the patch size, which is what every tile has). The export is made once per fold and
-cached next to the checkpoint, in ``fold_X/.nnunet_cache/<checkpoint>.<key>.onnx``; the key hashes the
-checkpoint's bytes, the trainer, the input shape and the torch version, so a changed checkpoint gets a new
-export and the stale one is deleted. A model folder that cannot be written (shared, read-only) is exported
-into a temporary folder for each run instead.
+cached next to the checkpoint (see :mod:`nnunet.inference.runners` for the file names and the key), so a
+changed checkpoint gets a new export and the stale one is deleted. A model folder that cannot be written
+(shared, read-only) is exported into a temporary folder for each run instead.
+
+torch is imported only where a network is exported: a run whose folds are all cached does not need it.
 
 OpenVINO is told to compute in float32 (``INFERENCE_PRECISION_HINT f32``): on CPUs with bfloat16 or AMX units
 it would otherwise pick bfloat16, and the predictions would no longer agree with torch.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from nnunet.errors import ConfigurationError
-from nnunet.inference.runners import CACHE_FOLDER, drop_head_starts, make_runner
+from nnunet.inference.runners import (CACHE_FOLDER, ONNX_OPSET, cache_key, cached_export_path,  # noqa: F401
+                                      drop_head_starts, make_runner, sidecar_path, write_sidecar)
 from nnunet.utils.files import OutputError, publish
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "openvino", "onnxruntime")
-#: bump when the export itself changes, so that older cached files are not used
-EXPORT_VERSION = 1
-ONNX_OPSET = 17
 _INSTALL = {"openvino": "pip install 'nnunet[openvino]' (the openvino package, about 60 MB)",
             "onnxruntime": "pip install 'nnunet[onnxruntime]' (the onnxruntime package, about 20 MB)"}
 
@@ -41,15 +41,20 @@ class BackendError(ConfigurationError):
     """A backend that is unknown, not installed, or asked for on a device it does not support."""
 
 
+def device_type(device: torch.device | str) -> str:
+    """``"cuda"`` for ``"cuda:1"`` or ``torch.device("cuda")``, without importing torch."""
+    return device.type if hasattr(device, "type") else str(device).split(":")[0]
+
+
 def check_backend(backend: str, device: torch.device | str) -> None:
     """Raise :class:`BackendError` unless ``backend`` can run on ``device`` here (package installed)."""
     if backend not in BACKENDS:
         raise BackendError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
     if backend == "torch":
         return
-    if torch.device(device).type != "cpu":
+    if device_type(device) != "cpu":
         raise BackendError(f"The {backend} backend runs on the CPU; use -device cpu (or -backend torch on "
-                           f"{torch.device(device).type}).")
+                           f"{device_type(device)}).")
     # find_spec, not import: onnx costs 0.6 s to import and is only needed when a fold is exported
     if importlib.util.find_spec(backend) is None:
         raise BackendError(f"The {backend} backend needs the {backend} package, which is not installed: "
@@ -59,26 +64,9 @@ def check_backend(backend: str, device: torch.device | str) -> None:
                            f"package: {_INSTALL[backend]} installs it too.")
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def cache_key(checkpoint: Path, trainer_name: str, input_shape: Sequence[int]) -> str:
-    """Hash of everything the exported file depends on (16 hex digits)."""
-    parts = [_file_digest(checkpoint), trainer_name, "x".join(map(str, input_shape)), torch.__version__,
-             str(ONNX_OPSET), str(EXPORT_VERSION)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def cached_export_path(checkpoint: Path, key: str) -> Path:
-    return checkpoint.parent / CACHE_FOLDER / f"{checkpoint.name}.{key}.onnx"
-
-
 def _export_onnx(network: torch.nn.Module, input_shape: Sequence[int], target: Path) -> None:
+    import torch
+
     example = torch.zeros((1, *input_shape))
     with warnings.catch_warnings():  # tracer notes about shape checks that are constant for a fixed patch size
         warnings.simplefilter("ignore")
@@ -104,14 +92,28 @@ def _remove_stale(checkpoint: Path, keep: Path) -> None:
         if old != keep:
             logger.info("Removing the outdated export %s (its checkpoint changed).", old)
             old.unlink(missing_ok=True)
+            sidecar_path(old).unlink(missing_ok=True)
 
 
-def export_fold(network: torch.nn.Module, parameters: dict[str, Any] | None, checkpoint: Path, trainer_name: str,
+def _record(onnx_file: Path, facts: dict[str, Any]) -> None:
+    """Write the sidecar; a model folder that cannot take it only loses the torch-free start of later runs."""
+    try:
+        write_sidecar(onnx_file, **facts)
+    except (OSError, OutputError) as e:
+        logger.info("Cannot write %s (%s).", sidecar_path(onnx_file), str(e).splitlines()[0])
+
+
+def export_fold(network: torch.nn.Module, parameters: dict[str, Any] | None, checkpoint: Path, facts: dict[str, Any],
                 input_shape: Sequence[int], scratch: Path) -> Path:
-    """The ONNX file of one fold: from the cache, or exported now (into the cache if it is writable)."""
-    key = cache_key(checkpoint, trainer_name, input_shape)
+    """The ONNX file of one fold: from the cache, or exported now (into the cache if it is writable).
+
+    ``facts``: the checkpoint's ``trainer_name``, ``configuration`` and ``mirror_axes``, recorded next to the
+    cached file (see :mod:`nnunet.inference.runners`).
+    """
+    key = cache_key(checkpoint, facts["trainer_name"], input_shape)
     cached = cached_export_path(checkpoint, key)
     if cached.is_file():
+        _record(cached, facts)  # caches made before sidecars existed get one
         return cached
     if parameters is not None:
         network.load_state_dict(parameters)
@@ -122,6 +124,7 @@ def export_fold(network: torch.nn.Module, parameters: dict[str, Any] | None, che
         with publish(cached) as tmp:
             _export_onnx_or_explain(network, input_shape, tmp, checkpoint)
         _remove_stale(checkpoint, cached)
+        _record(cached, facts)
         return cached
     except (OSError, OutputError) as e:
         logger.warning("Cannot cache the export next to %s (%s); exporting into a temporary folder for this run.",
@@ -139,18 +142,32 @@ class CompiledNetwork:
         self._run = make_runner(backend, onnx_file, max(1, threads))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self._run(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)))
+        import torch
+
+        return torch.from_numpy(self.run(x.detach().cpu().numpy()))
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """The numpy form: (B, C, *patch) -> (B, heads, *patch) float32."""
+        return self._run(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def open_cached(backend: str, onnx_files: Sequence[Path], threads: int) -> list[CompiledNetwork]:
+    """One :class:`CompiledNetwork` per already checked cached conversion (no torch needed)."""
+    compiled = [CompiledNetwork(backend, Path(f), threads) for f in onnx_files]
+    drop_head_starts()
+    return compiled
 
 
 def compile_folds(backend: str, network: torch.nn.Module, parameters: list[dict[str, Any]] | None,
-                  checkpoints: list[Path], trainer_name: str, input_shape: Sequence[int],
+                  checkpoints: list[Path], facts: dict[str, Any], input_shape: Sequence[int],
                   threads: int) -> list[CompiledNetwork]:
-    """One :class:`CompiledNetwork` per fold (``parameters[i]`` belongs to ``checkpoints[i]``)."""
+    """One :class:`CompiledNetwork` per fold (``parameters[i]`` belongs to ``checkpoints[i]``), exported first
+    where the cache has no current conversion; ``facts`` as for :func:`export_fold`."""
     compiled = []
     with tempfile.TemporaryDirectory(prefix="nnunet_export_") as scratch:
         for i, checkpoint in enumerate(checkpoints):
             params = parameters[i] if parameters is not None else None
-            onnx_file = export_fold(network, params, Path(checkpoint), trainer_name, input_shape, Path(scratch))
+            onnx_file = export_fold(network, params, Path(checkpoint), facts, input_shape, Path(scratch))
             compiled.append(CompiledNetwork(backend, onnx_file, threads))
     drop_head_starts()
     if parameters is not None:  # leave the torch network as loading left it: the first fold's weights

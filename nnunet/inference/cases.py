@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from nnunet.constants import default_num_processes
@@ -31,13 +30,14 @@ from nnunet.inference.export import (convert_predicted_logits_to_segmentation_wi
                                      export_prediction_from_logits, write_outputs)
 from nnunet.inference.memory import GIB, PeakMemory, budget_bytes, in_ram_bytes
 from nnunet.inference.slab_export import ProbabilityFile, SlabExporter, SlabResampler
-from nnunet.inference.slab_window import sliding_window_slabs
 from nnunet.io.readers import reader_class
 from nnunet.utils.files import PARTIAL_FOLDER, OutputError, describe_os_error
 from nnunet.utils.json import load_json, save_json, to_builtin
 from nnunet.utils.pool import BoundedPool
 
 if TYPE_CHECKING:
+    import torch
+
     from nnunet.inference.predictor import nnUNetPredictor
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,15 @@ logger = logging.getLogger(__name__)
 
 @contextlib.contextmanager
 def limited_threads() -> Iterator[None]:
-    """At most ``default_num_processes()`` torch threads while predicting (as nnU-Net does)."""
+    """At most ``default_num_processes()`` torch threads while predicting (as nnU-Net does).
+
+    Nothing to do when torch is not loaded: the CPU runtimes get their thread count when they are compiled."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     threads = torch.get_num_threads()
     torch.set_num_threads(min(default_num_processes(), threads))
     try:
@@ -175,7 +183,7 @@ def _slab_bytes_fixed(predictor: "nnUNetPredictor", data: np.ndarray, properties
 
 
 def _collect_then_export(slabs, data_shape, heads: int, dtype: torch.dtype) -> np.ndarray:
-    logits = np.empty((heads, *data_shape[1:]), dtype=np.float16 if dtype == torch.float16 else np.float32)
+    logits = np.empty((heads, *data_shape[1:]), dtype=np.float16 if str(dtype) == "torch.float16" else np.float32)
     for start, rows in slabs:
         logits[:, start:start + rows.shape[1]] = rows.numpy()
     return logits
@@ -184,9 +192,11 @@ def _collect_then_export(slabs, data_shape, heads: int, dtype: torch.dtype) -> n
 def predict_in_slabs(predictor: "nnUNetPredictor", data: np.ndarray, properties: dict[str, Any],
                      ofile: str | None, save_probabilities: bool, budget: int, on_tile=None):
     """Predict and export one case slab by slab; returns None (files written) or the arrays, and the slab count."""
+    from nnunet.inference.slab_window import sliding_window_slabs
+
     plans, configuration, labels = predictor.plans, predictor.configuration, predictor.label_manager
     heads = labels.num_segmentation_heads
-    device = predictor.device if predictor.backend == "torch" else torch.device("cpu")
+    device = predictor.device if predictor.backend == "torch" else "cpu"
     slabs = sliding_window_slabs(predictor.fold_network, predictor.num_folds, data, configuration.patch_size, heads,
                                  predictor.tile_step_size, predictor.use_gaussian, predictor._mirror_axes, device,
                                  predictor.accumulation_dtype, on_tile)
@@ -238,7 +248,7 @@ def _export_in_memory(predictor: "nnUNetPredictor", logits: np.ndarray, properti
 def _load(data: Any, mapped: bool) -> np.ndarray:
     """The preprocessed array; a worker's hand-over file is read (mapped for the slab path) and deleted."""
     if not isinstance(data, str):
-        return data.numpy() if isinstance(data, torch.Tensor) else data
+        return data if isinstance(data, np.ndarray) else data.numpy()  # a torch tensor
     array = np.load(data, mmap_mode="r" if mapped else None)
     os.remove(data)  # a mapped file stays readable until it is unmapped
     return array
@@ -283,7 +293,7 @@ def predict_items(predictor: "nnUNetPredictor", items: Iterable[dict[str, Any]],
                                                         budget, bar.update)
                     slots.append((False, value))
                 else:
-                    logits = predictor.predict_logits_from_preprocessed_data(data, bar.update).numpy()
+                    logits = predictor.predict_logits_array(data, bar.update)
                     del data
                     if ofile is not None:
                         exporter.submit(export_prediction_from_logits, logits, properties, predictor.configuration,

@@ -18,15 +18,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterable
 
 from nnunet.errors import ConfigurationError, NnunetError
+from nnunet.inference.runners import find_cached_export
 from nnunet.io.dataset_json import load_dataset_json
 from nnunet.planning.plans import Configuration, Plans
-from nnunet.training.checkpoint import load_checkpoint_file, strip_module_prefixes
 from nnunet.utils.json import load_json
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -119,16 +120,20 @@ def build_inference_network(trainer: type, plans: Plans, configuration: Configur
 
 @dataclass
 class LoadedModel:
-    """Everything :meth:`nnUNetPredictor.manual_initialization` needs, read from a model folder."""
+    """Everything :meth:`nnUNetPredictor.manual_initialization` needs, read from a model folder.
 
-    network: torch.nn.Module
+    From :func:`load_cached_model`: no network and no parameters, but the folds' checked ``onnx_files``.
+    """
+
+    network: torch.nn.Module | None
     plans: Plans
     configuration: Configuration
-    parameters: list[dict[str, Any]]
+    parameters: list[dict[str, Any]] | None
     dataset_json: dict[str, Any]
     trainer_name: str
     mirror_axes: tuple[int, ...] | None
     checkpoint_files: list[Path]
+    onnx_files: list[Path] | None = None
 
 
 def _check_folder(folder: Path, folds: list[int | str], checkpoint_name: str) -> None:
@@ -146,6 +151,8 @@ def _check_folder(folder: Path, folds: list[int | str], checkpoint_name: str) ->
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
+    from nnunet.training.checkpoint import load_checkpoint_file
+
     try:
         checkpoint = load_checkpoint_file(path)
     except NnunetError as e:
@@ -175,6 +182,8 @@ def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int |
     dataset_json = load_dataset_json(folder / "dataset.json")
     plans = Plans(load_json(folder / "plans.json"), folder / "plans.json")
     files = [folder / f"fold_{f}" / checkpoint_name for f in folds]
+    from nnunet.training.checkpoint import strip_module_prefixes
+
     parameters, first = [], None
     for path in files:
         checkpoint = _read_checkpoint(path)
@@ -194,3 +203,35 @@ def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int |
     mirror_axes = first.get("inference_allowed_mirroring_axes")
     return LoadedModel(network, plans, configuration, parameters, dataset_json, first["trainer_name"],
                        tuple(mirror_axes) if mirror_axes is not None else None, files)
+
+
+def load_cached_model(model_folder: str | os.PathLike, use_folds: Iterable[int | str] | int | str | None = None,
+                      checkpoint_name: str = "checkpoint_final.pth") -> LoadedModel | None:
+    """The model as a CPU runtime needs it, without loading a checkpoint or importing torch; None unless every
+    fold has a current cached conversion (see :func:`nnunet.inference.runners.find_cached_export`).
+
+    Raises what :func:`load_model_folder` raises for a folder that lacks plans, dataset.json or folds.
+    """
+    folder = Path(model_folder)
+    if not folder.is_dir():
+        raise ConfigurationError(f"Model folder {folder} does not exist.")
+    folds = normalize_folds(use_folds, folder, checkpoint_name)
+    _check_folder(folder, folds, checkpoint_name)
+    dataset_json = load_dataset_json(folder / "dataset.json")
+    plans = Plans(load_json(folder / "plans.json"), folder / "plans.json")
+
+    def input_shape(configuration: str) -> tuple[int, ...]:
+        config = plans.configuration(configuration)
+        return (num_input_channels(plans, config, dataset_json), *config.patch_size)
+
+    files = [folder / f"fold_{f}" / checkpoint_name for f in folds]
+    found = [find_cached_export(path, input_shape) for path in files]
+    if any(f is None for f in found):
+        return None
+    first = found[0][1]
+    if any(info["configuration"] != first["configuration"] for _, info in found):
+        return None  # folds of different configurations: let the checkpoints speak (load_model_folder)
+    mirror_axes = first.get("inference_allowed_mirroring_axes")
+    return LoadedModel(None, plans, plans.configuration(first["configuration"]), None, dataset_json,
+                       first["trainer_name"], tuple(mirror_axes) if mirror_axes is not None else None, files,
+                       [f for f, _ in found])

@@ -10,25 +10,32 @@ The pieces live in their own modules: :mod:`~nnunet.inference.model_folder` (che
 network), :mod:`~nnunet.inference.inputs` (which cases, which outputs exist), :mod:`~nnunet.inference.cases`
 (one case: in memory or in slabs, then export), :mod:`~nnunet.inference.backends` (torch, OpenVINO, ONNX
 Runtime) and :mod:`~nnunet.inference.sliding_window`.
+
+With OpenVINO or ONNX Runtime and every fold's conversion cached, the predictor neither loads a checkpoint nor
+imports torch (:func:`~nnunet.inference.model_folder.load_cached_model`, :mod:`~nnunet.inference.numpy_window`).
 """
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 
 from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
-from nnunet.inference import cases, data_iterators
-from nnunet.inference.backends import check_backend, compile_folds
+from nnunet.inference import cases, data_iterators, numpy_window
+from nnunet.inference.backends import check_backend, compile_folds, device_type, open_cached
 from nnunet.inference.inputs import case_identifier, check_list_of_lists, lists_from_folder  # noqa: F401
-from nnunet.inference.model_folder import available_folds, load_model_folder, num_input_channels  # noqa: F401
-from nnunet.inference.sliding_window import num_tiles, sliding_window_logits_with_fallback
+from nnunet.inference.model_folder import (available_folds, load_cached_model, load_model_folder,  # noqa: F401
+                                           num_input_channels)
+from nnunet.inference.runners import prediction_threads
+from nnunet.inference.tiling import num_tiles
 from nnunet.planning.plans import Configuration, Plans
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +53,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         verbose: log progress details and a line per case (time, peak memory). verbose_preprocessing: verbose
             preprocessor.
         allow_tqdm: show progress bars (cases, and the tiles of the current case).
-        accumulation_dtype: dtype of the stitched logits (float16 as in nnU-Net; float32 for more headroom).
+        accumulation_dtype: dtype of the stitched logits (None: float16 as in nnU-Net; torch.float32 for more
+            headroom).
         backend: ``"torch"``, or ``"openvino"`` / ``"onnxruntime"`` for faster CPU forward passes.
         max_ram_gb: memory one case may use; a case whose in-memory prediction would need more is predicted
             and exported in slabs. None: 70 % of the memory available when the case starts.
@@ -55,18 +63,18 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
     def __init__(self, tile_step_size: float = 0.5, use_gaussian: bool = True, use_mirroring: bool = True,
                  perform_everything_on_device: bool = True, device: torch.device | str = "cuda",
                  verbose: bool = False, verbose_preprocessing: bool = False, allow_tqdm: bool = True,
-                 accumulation_dtype: torch.dtype = torch.float16, backend: str = "torch",
+                 accumulation_dtype: torch.dtype | None = None, backend: str = "torch",
                  max_ram_gb: float | None = None):
         if not 0 < tile_step_size <= 1:
             raise NnunetError(f"The step size must be in (0, 1], got {tile_step_size}.")
         if max_ram_gb is not None and max_ram_gb <= 0:
             raise NnunetError(f"max_ram_gb must be positive, got {max_ram_gb}.")
-        device = torch.device(device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise NnunetError("CUDA was requested but is not available on this machine; use -device cpu "
-                              "(or device='cpu').")
-        check_backend(backend, device)
-        if device.type == "cuda":
+        check_backend(backend, device)  # the CPU runtimes need no torch: do not import it for them
+        if backend == "torch":
+            device = _torch_device(device)
+        if device_type(device) == "cuda":
+            import torch
+
             torch.backends.cudnn.benchmark = True
         elif perform_everything_on_device:
             logger.info("perform_everything_on_device only applies to CUDA devices; accumulating on the CPU.")
@@ -79,13 +87,14 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.verbose = verbose
         self.verbose_preprocessing = verbose_preprocessing
         self.allow_tqdm = allow_tqdm
-        self.accumulation_dtype = accumulation_dtype
+        self._accumulation_dtype = accumulation_dtype
         self.backend = backend
         self.max_ram_gb = max_ram_gb
         self.plans: Plans | None = None
         self.configuration: Configuration | None = None
         self.list_of_parameters: list[dict[str, Any]] | None = None
         self.network: torch.nn.Module | None = None
+        self.onnx_files: list[Path] | None = None
         self.dataset_json: dict[str, Any] | None = None
         self.trainer_name: str | None = None
         self.allowed_mirroring_axes: tuple[int, ...] | None = None
@@ -93,6 +102,33 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.checkpoint_files: list[Path] | None = None
         self._compiled: list[Callable[[torch.Tensor], torch.Tensor]] | None = None
         self._loaded_fold: int | None = None
+
+    @property
+    def device(self) -> torch.device:
+        import torch
+
+        return torch.device(self._device)
+
+    @device.setter
+    def device(self, value: torch.device | str) -> None:
+        self._device = value
+
+    @property
+    def accumulation_dtype(self) -> torch.dtype:
+        if self._accumulation_dtype is not None:
+            return self._accumulation_dtype
+        import torch
+
+        return torch.float16
+
+    @accumulation_dtype.setter
+    def accumulation_dtype(self, value: torch.dtype | None) -> None:
+        self._accumulation_dtype = value
+
+    @property
+    def _numpy_accumulation_dtype(self) -> np.dtype:
+        value = self._accumulation_dtype
+        return np.dtype(np.float16) if value is None else np.dtype(str(value).replace("torch.", ""))
 
     # reference-compatible names
     @property
@@ -115,10 +151,15 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             ConfigurationError: missing files or folds (the message lists what the folder does contain), an
                 unknown trainer, weights that do not fit.
         """
-        model = load_model_folder(model_training_output_dir, use_folds, checkpoint_name)
+        model = None
+        if self.backend != "torch":  # every fold converted before: no checkpoint to load, no torch to import
+            model = load_cached_model(model_training_output_dir, use_folds, checkpoint_name)
+        if model is None:
+            model = load_model_folder(model_training_output_dir, use_folds, checkpoint_name)
         self.manual_initialization(model.network, model.plans, model.configuration, model.parameters,
                                    model.dataset_json, model.trainer_name, model.mirror_axes)
         self.checkpoint_files, self._loaded_fold = model.checkpoint_files, 0  # loading put fold 0's weights in
+        self.onnx_files = model.onnx_files
 
     def manual_initialization(self, network: torch.nn.Module, plans: Plans | dict, configuration: Configuration | str,
                               parameters: list[dict[str, Any]] | None, dataset_json: dict[str, Any],
@@ -140,14 +181,16 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.allowed_mirroring_axes = (tuple(inference_allowed_mirroring_axes)
                                        if inference_allowed_mirroring_axes is not None else None)
         self.label_manager = plans.label_manager(dataset_json)
-        self.checkpoint_files, self._compiled, self._loaded_fold = None, None, None
+        self.checkpoint_files, self._compiled, self._loaded_fold, self.onnx_files = None, None, None, None
         if os.environ.get("nnUNet_compile", "").lower() in ("true", "1", "t") and not hasattr(network, "_orig_mod") \
                 and self.backend == "torch":
+            import torch
+
             logger.info("Compiling the network (nnUNet_compile is set).")
             self.network = torch.compile(network)
 
     def _require_initialized(self) -> None:
-        if self.network is None:
+        if self.configuration is None or (self.network is None and self.onnx_files is None):
             raise NnunetError("The predictor is not initialised: call initialize_from_trained_model_folder or "
                               "manual_initialization first.")
 
@@ -158,6 +201,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
 
     @property
     def num_folds(self) -> int:
+        if self.onnx_files is not None:
+            return len(self.onnx_files)
         return len(self.list_of_parameters) if self.list_of_parameters else 1
 
     # ------------------------------------------------------------------------------------------- networks per fold
@@ -166,11 +211,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         """Fold ``fold``'s network: the backend's compiled copy, or the torch network with its weights loaded."""
         if self.backend != "torch":
             if self._compiled is None:
-                input_shape = (num_input_channels(self.plans, self.configuration, self.dataset_json),
-                               *self.configuration.patch_size)
-                self._compiled = compile_folds(self.backend, self.network, self.list_of_parameters,
-                                               self.checkpoint_files, self.trainer_name or "", input_shape,
-                                               torch.get_num_threads())
+                self._compiled = self._compile_folds()
             return self._compiled[fold]
         if self.list_of_parameters and self._loaded_fold != fold:
             getattr(self.network, "_orig_mod", self.network).load_state_dict(self.list_of_parameters[fold])
@@ -178,6 +219,16 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.network = self.network.to(self.device)
         self.network.eval()
         return self.network
+
+    def _compile_folds(self) -> list:
+        if self.onnx_files is not None:
+            return open_cached(self.backend, self.onnx_files, prediction_threads())
+        input_shape = (num_input_channels(self.plans, self.configuration, self.dataset_json),
+                       *self.configuration.patch_size)
+        facts = {"trainer_name": self.trainer_name or "", "configuration": self.configuration.name,
+                 "mirror_axes": self.allowed_mirroring_axes}
+        return compile_folds(self.backend, self.network, self.list_of_parameters, self.checkpoint_files, facts,
+                             input_shape, prediction_threads())
 
     @property
     def _mirror_axes(self) -> tuple[int, ...] | None:
@@ -194,7 +245,9 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
 
     def _sliding_window(self, network: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
                         on_tile: Callable[[], None] | None = None) -> torch.Tensor:
-        device = self.device if self.backend == "torch" else torch.device("cpu")
+        from nnunet.inference.sliding_window import sliding_window_logits_with_fallback
+
+        device = self.device
         return sliding_window_logits_with_fallback(
             network, image, self.configuration.patch_size, self.label_manager.num_segmentation_heads,
             self.tile_step_size, self.use_gaussian, self._mirror_axes, device,
@@ -203,16 +256,23 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
     def predict_sliding_window_return_logits(self, input_image: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Logits (heads, X, Y, Z) of one preprocessed image (C, X, Y, Z) with the network's current weights
         (with a CPU backend: the first fold's network)."""
+        import torch
+
         self._require_initialized()
-        if isinstance(input_image, np.ndarray):
-            input_image = torch.from_numpy(input_image)
         if input_image.ndim != 4:
             raise NnunetError(f"Expected a 4-D preprocessed image (C, X, Y, Z), got shape {tuple(input_image.shape)}.")
-        if self.backend == "torch":
-            self.network = self.network.to(self.device)
-            self.network.eval()
-            return self._sliding_window(self.network, input_image)
-        return self._sliding_window(self.fold_network(0), input_image)
+        if self.backend != "torch":
+            return torch.from_numpy(self._runtime_logits(self.fold_network(0), _as_array(input_image)))
+        if isinstance(input_image, np.ndarray):
+            input_image = torch.from_numpy(input_image)
+        self.network = self.network.to(self.device)
+        self.network.eval()
+        return self._sliding_window(self.network, input_image)
+
+    def _runtime_logits(self, network, image: np.ndarray, on_tile: Callable[[], None] | None = None) -> np.ndarray:
+        return numpy_window.sliding_window_logits(
+            network.run, image, self.configuration.patch_size, self.label_manager.num_segmentation_heads,
+            self.tile_step_size, self.use_gaussian, self._mirror_axes, self._numpy_accumulation_dtype, on_tile)
 
     def predict_logits_from_preprocessed_data(self, data: torch.Tensor | np.ndarray,
                                               on_tile: Callable[[], None] | None = None) -> torch.Tensor:
@@ -221,7 +281,11 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         For cascades the previous stage's one-hot segmentation must already be appended to ``data``.
         ``on_tile`` is called after every tile of every fold (progress).
         """
+        import torch
+
         self._require_initialized()
+        if self.backend != "torch":
+            return torch.from_numpy(self.predict_logits_array(_as_array(data), on_tile))
         if isinstance(data, np.ndarray):
             data = torch.from_numpy(data)
         self._check_channels(data.shape[0])
@@ -233,6 +297,20 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             if self.num_folds > 1:
                 prediction /= self.num_folds
             return prediction
+
+    def predict_logits_array(self, data: np.ndarray, on_tile: Callable[[], None] | None = None) -> np.ndarray:
+        """:meth:`predict_logits_from_preprocessed_data` as a numpy array; with a CPU runtime, torch is not used."""
+        if self.backend == "torch":
+            return self.predict_logits_from_preprocessed_data(data, on_tile).numpy()
+        self._require_initialized()
+        self._check_channels(data.shape[0])
+        prediction = None
+        for fold in range(self.num_folds):  # the same sums, in the same order and dtype, as the torch path
+            logits = self._runtime_logits(self.fold_network(fold), data, on_tile)
+            prediction = logits if prediction is None else np.add(prediction, logits, out=prediction)
+        if self.num_folds > 1:
+            prediction /= self.num_folds
+        return prediction
 
     def _check_channels(self, channels: int) -> None:
         expected = num_input_channels(self.plans, self.configuration, self.dataset_json)
@@ -355,3 +433,18 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
                               f"{self.expected_num_channels}.")
         if "spacing" not in properties or len(properties["spacing"]) != 3:
             raise NnunetError(f"The properties of {what} need 'spacing' (3 values in array axis order).")
+
+
+def _torch_device(device):
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NnunetError("CUDA was requested but is not available on this machine; use -device cpu "
+                          "(or device='cpu').")
+    return device
+
+
+def _as_array(data) -> np.ndarray:
+    """A numpy view of a torch tensor or array (no torch import when it is already an array)."""
+    return data if isinstance(data, np.ndarray) else data.detach().cpu().numpy()

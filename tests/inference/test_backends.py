@@ -1,7 +1,9 @@
 """CPU backends (OpenVINO, ONNX Runtime): agreement with torch, the cached export, clear errors."""
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 import sys
 
 import numpy as np
@@ -9,8 +11,9 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from nnunet.inference import backends
+from nnunet.inference import backends, runners
 from nnunet.inference.backends import CACHE_FOLDER, BackendError, check_backend
+from nnunet.inference.model_folder import load_cached_model
 from nnunet.utils.files import OutputError
 from tests.inference.conftest import CASES, IMAGES, make_predictor
 from tests.inference.test_predictor import _add_fold, _preprocessed
@@ -86,9 +89,7 @@ def test_stale_cached_export_is_rebuilt(model_dir, caplog):
 
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
 def test_head_start_is_used_for_the_checked_export_only(model_dir):
-    from nnunet.inference import runners
-
-    threads = torch.get_num_threads()
+    threads = runners.prediction_threads()
     checkpoint = model_dir / "fold_0" / "checkpoint_final.pth"
     data = _preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
     before = make_predictor(model_dir, (0,), backend="onnxruntime").predict_logits_from_preprocessed_data(data)
@@ -144,3 +145,57 @@ def test_cli_missing_backend_package(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "onnxruntime package, which is not installed" in err and "Traceback" not in err
     assert not out.exists()
+
+
+NO_TORCH_RUN = """
+import sys
+from nnunet.inference.api import predict_from_model_folder
+predict_from_model_folder(sys.argv[1], sys.argv[2], sys.argv[3], (0, 1), device=None, show_progress=False,
+                          num_processes_preprocessing=0, num_processes_segmentation_export=0, backend="onnxruntime")
+loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+assert not loaded, f"torch was imported: {loaded[:5]}"
+"""
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_cached_folds_predict_without_loading_checkpoints_or_torch(model_dir, tmp_path):
+    _add_fold(model_dir, 1)
+    make_predictor(model_dir, (0, 1), backend="onnxruntime").predict_from_files(str(IMAGES), str(tmp_path / "first"),
+                                                                                **SEQUENTIAL)
+    for fold in (0, 1):
+        (cached,) = _cache_files(model_dir, fold)
+        assert runners.read_sidecar(cached) == {"trainer_name": "nnUNetTrainer_1epoch", "configuration": "3d_fullres",
+                                                "inference_allowed_mirroring_axes": [0, 1, 2]}
+    run = subprocess.run([sys.executable, "-c", NO_TORCH_RUN, str(IMAGES), str(tmp_path / "again"), str(model_dir)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for case in CASES:
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "first" / f"{case}.nii.gz")))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "again" / f"{case}.nii.gz")))
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_cached_export_without_a_valid_sidecar_is_checked_against_the_checkpoint(model_dir):
+    make_predictor(model_dir, (0,), backend="onnxruntime").fold_network(0)  # exports fold 0
+    (cached,) = _cache_files(model_dir)
+    sidecar = runners.sidecar_path(cached)
+    facts = json.loads(sidecar.read_text())
+    loaded = load_cached_model(model_dir, (0,))
+    assert loaded.onnx_files == [cached] and loaded.network is None and loaded.mirror_axes == (0, 1, 2)
+    # a sidecar naming another trainer does not give the key the file was made with
+    sidecar.write_text(json.dumps(dict(facts, trainer_name="nnUNetTrainer")))
+    assert load_cached_model(model_dir, (0,)) is None
+    sidecar.write_text("{not json")
+    assert load_cached_model(model_dir, (0,)) is None
+    sidecar.unlink()  # e.g. a cache made by an older version
+    assert load_cached_model(model_dir, (0,)) is None
+    predictor = make_predictor(model_dir, (0,), backend="onnxruntime")
+    assert predictor.network is not None  # the checkpoint was loaded ...
+    predictor.fold_network(0)
+    assert json.loads(sidecar.read_text()) == facts and _cache_files(model_dir) == [cached]  # ... and re-recorded
+    assert load_cached_model(model_dir, (0,)).onnx_files == [cached]
+    # a changed checkpoint: the cached file is no longer current
+    _add_fold(model_dir, 9, scale=2.0)
+    (model_dir / "fold_9" / "checkpoint_final.pth").replace(model_dir / "fold_0" / "checkpoint_final.pth")
+    assert load_cached_model(model_dir, (0,)) is None
