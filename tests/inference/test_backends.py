@@ -199,3 +199,19 @@ def test_cached_export_without_a_valid_sidecar_is_checked_against_the_checkpoint
     _add_fold(model_dir, 9, scale=2.0)
     (model_dir / "fold_9" / "checkpoint_final.pth").replace(model_dir / "fold_0" / "checkpoint_final.pth")
     assert load_cached_model(model_dir, (0,)) is None
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_cached_folds_predict_in_slabs_like_in_memory(model_dir, tmp_path, caplog):
+    make_predictor(model_dir, (0,), backend="onnxruntime").fold_network(0)  # exports fold 0 and its sidecar
+    in_memory = make_predictor(model_dir, (0,), backend="onnxruntime")
+    slabs = make_predictor(model_dir, (0,), backend="onnxruntime", max_ram_gb=1e-4)
+    assert in_memory.network is None and slabs.network is None  # both started from the cache alone
+    in_memory.predict_from_files(str(IMAGES), str(tmp_path / "memory"), **SEQUENTIAL)
+    with caplog.at_level(logging.INFO, logger="nnunet.inference.cases"):
+        slabs.predict_from_files(str(IMAGES), str(tmp_path / "slabs"), **SEQUENTIAL)
+    assert sum("predicting in slabs" in r.getMessage() for r in caplog.records) == len(CASES)
+    for case in CASES:
+        a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "memory" / f"{case}.nii.gz")))
+        b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "slabs" / f"{case}.nii.gz")))
+        np.testing.assert_array_equal(a, b)
