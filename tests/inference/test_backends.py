@@ -215,3 +215,32 @@ def test_cached_folds_predict_in_slabs_like_in_memory(model_dir, tmp_path, caplo
         a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "memory" / f"{case}.nii.gz")))
         b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "slabs" / f"{case}.nii.gz")))
         np.testing.assert_array_equal(a, b)
+
+
+def _labels(folder, case):
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{case}.nii.gz")))
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+@pytest.mark.parametrize("variant", ["cascade", "2d"])
+def test_cascade_and_2d_models_from_the_cache_with_parts(variant, model_dir, tmp_path):
+    from tests.inference.test_predictor import _make_variant_model
+
+    extra = {}
+    if variant == "cascade":
+        folder = _make_variant_model(model_dir, "3d_cascade_fullres",
+                                     {"inherits_from": "3d_fullres", "previous_stage": "3d_fullres"}, in_channels=3)
+        extra["folder_with_segs_from_prev_stage"] = str(tmp_path / "low")
+        make_predictor(model_dir, use_mirroring=False).predict_from_files(str(IMAGES), str(tmp_path / "low"),
+                                                                          **SEQUENTIAL)
+    else:
+        folder = _make_variant_model(model_dir, "2d_small", {"inherits_from": "2d"}, in_channels=1)
+    make_predictor(folder).predict_from_files(str(IMAGES), str(tmp_path / "torch"), **extra, **SEQUENTIAL)
+    make_predictor(folder, backend="onnxruntime").fold_network(0)  # the first run exports
+    cached = make_predictor(folder, backend="onnxruntime")
+    assert cached.network is None and cached.configuration.name == folder.name
+    assert cached.allowed_mirroring_axes == ((0, 1, 2) if variant == "cascade" else (0, 1))
+    cached.predict_from_files(str(IMAGES), str(tmp_path / "runtime"), num_parts=2, part_id=1, **extra, **SEQUENTIAL)
+    assert sorted(p.name for p in (tmp_path / "runtime").glob("*.nii.gz")) == [f"{c}.nii.gz" for c in CASES[1::2]]
+    for case in CASES[1::2]:
+        assert (_labels(tmp_path / "torch", case) == _labels(tmp_path / "runtime", case)).mean() >= 0.999
