@@ -165,6 +165,19 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
+def _read_folder(model_folder: str | os.PathLike, use_folds: Iterable[int | str] | int | str | None,
+                 checkpoint_name: str) -> tuple[Plans, dict[str, Any], list[Path]]:
+    """Plans, dataset.json and the checkpoint paths of the folds, after checking that all of them exist."""
+    folder = Path(model_folder)
+    if not folder.is_dir():
+        raise ConfigurationError(f"Model folder {folder} does not exist.")
+    folds = normalize_folds(use_folds, folder, checkpoint_name)
+    _check_folder(folder, folds, checkpoint_name)
+    dataset_json = load_dataset_json(folder / "dataset.json")
+    plans = Plans(load_json(folder / "plans.json"), folder / "plans.json")
+    return plans, dataset_json, [folder / f"fold_{f}" / checkpoint_name for f in folds]
+
+
 def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int | str] | int | str | None = None,
                       checkpoint_name: str = "checkpoint_final.pth") -> LoadedModel:
     """Read plans, dataset.json and the checkpoints of ``use_folds`` (None: all folds found); build the network
@@ -174,14 +187,7 @@ def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int |
         ConfigurationError: missing files or folds (the message lists what the folder does contain), an
             unreadable checkpoint, an unknown trainer, weights that do not fit the network.
     """
-    folder = Path(model_folder)
-    if not folder.is_dir():
-        raise ConfigurationError(f"Model folder {folder} does not exist.")
-    folds = normalize_folds(use_folds, folder, checkpoint_name)
-    _check_folder(folder, folds, checkpoint_name)
-    dataset_json = load_dataset_json(folder / "dataset.json")
-    plans = Plans(load_json(folder / "plans.json"), folder / "plans.json")
-    files = [folder / f"fold_{f}" / checkpoint_name for f in folds]
+    plans, dataset_json, files = _read_folder(model_folder, use_folds, checkpoint_name)
     from nnunet.training.checkpoint import strip_module_prefixes
 
     parameters, first = [], None
@@ -212,19 +218,12 @@ def load_cached_model(model_folder: str | os.PathLike, use_folds: Iterable[int |
 
     Raises what :func:`load_model_folder` raises for a folder that lacks plans, dataset.json or folds.
     """
-    folder = Path(model_folder)
-    if not folder.is_dir():
-        raise ConfigurationError(f"Model folder {folder} does not exist.")
-    folds = normalize_folds(use_folds, folder, checkpoint_name)
-    _check_folder(folder, folds, checkpoint_name)
-    dataset_json = load_dataset_json(folder / "dataset.json")
-    plans = Plans(load_json(folder / "plans.json"), folder / "plans.json")
+    plans, dataset_json, files = _read_folder(model_folder, use_folds, checkpoint_name)
 
     def input_shape(configuration: str) -> tuple[int, ...]:
         config = plans.configuration(configuration)
         return (num_input_channels(plans, config, dataset_json), *config.patch_size)
 
-    files = [folder / f"fold_{f}" / checkpoint_name for f in folds]
     found = [find_cached_export(path, input_shape) for path in files]
     if any(f is None for f in found):
         return None
