@@ -158,17 +158,33 @@ def open_cached(backend: str, onnx_files: Sequence[Path], threads: int) -> list[
     return compiled
 
 
+def _export_unsaved(network: torch.nn.Module, parameters: list[dict[str, Any]] | None, input_shape: Sequence[int],
+                    scratch: Path) -> list[Path]:
+    """Export a network given in memory (``manual_initialization``): with no checkpoint file to key a cache
+    on, it is exported again on every run, into ``scratch``."""
+    files = []
+    for i, params in enumerate(parameters or [None]):
+        if params is not None:
+            network.load_state_dict(params)
+        target = scratch / f"network_{i}.onnx"
+        _export_onnx_or_explain(network.to("cpu").eval(), input_shape, target, "the network given in memory")
+        files.append(target)
+    return files
+
+
 def compile_folds(backend: str, network: torch.nn.Module, parameters: list[dict[str, Any]] | None,
-                  checkpoints: list[Path], facts: dict[str, Any], input_shape: Sequence[int],
+                  checkpoints: list[Path] | None, facts: dict[str, Any], input_shape: Sequence[int],
                   threads: int) -> list[CompiledNetwork]:
     """One :class:`CompiledNetwork` per fold (``parameters[i]`` belongs to ``checkpoints[i]``), exported first
-    where the cache has no current conversion; ``facts`` as for :func:`export_fold`."""
-    compiled = []
+    where the cache has no current conversion; ``facts`` as for :func:`export_fold`. Without ``checkpoints``
+    (a network given in memory) nothing is cached."""
     with tempfile.TemporaryDirectory(prefix="nnunet_export_") as scratch:
-        for i, checkpoint in enumerate(checkpoints):
-            params = parameters[i] if parameters is not None else None
-            onnx_file = export_fold(network, params, Path(checkpoint), facts, input_shape, Path(scratch))
-            compiled.append(CompiledNetwork(backend, onnx_file, threads))
+        if checkpoints is None:
+            files = _export_unsaved(network, parameters, input_shape, Path(scratch))
+        else:
+            files = [export_fold(network, parameters[i] if parameters is not None else None, Path(checkpoint), facts,
+                                 input_shape, Path(scratch)) for i, checkpoint in enumerate(checkpoints)]
+        compiled = [CompiledNetwork(backend, f, threads) for f in files]
     drop_head_starts()
     if parameters is not None:  # leave the torch network as loading left it: the first fold's weights
         network.load_state_dict(parameters[0])

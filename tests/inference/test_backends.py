@@ -244,3 +244,18 @@ def test_cascade_and_2d_models_from_the_cache_with_parts(variant, model_dir, tmp
     assert sorted(p.name for p in (tmp_path / "runtime").glob("*.nii.gz")) == [f"{c}.nii.gz" for c in CASES[1::2]]
     for case in CASES[1::2]:
         assert (_labels(tmp_path / "torch", case) == _labels(tmp_path / "runtime", case)).mean() >= 0.999
+
+
+@pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
+def test_network_given_in_memory_runs_on_a_runtime_without_caching(model_dir):
+    from nnunet.inference.predictor import nnUNetPredictor
+
+    loaded = make_predictor(model_dir, (0,))
+    data = _preprocessed(loaded, "ts_small")
+    expected = loaded.predict_logits_from_preprocessed_data(data).float()
+    runtime = nnUNetPredictor(device="cpu", allow_tqdm=False, backend="onnxruntime")
+    runtime.manual_initialization(loaded.network, loaded.plans, loaded.configuration, None, loaded.dataset_json,
+                                  loaded.trainer_name, loaded.allowed_mirroring_axes)
+    got = runtime.predict_logits_from_preprocessed_data(data).float()
+    torch.testing.assert_close(got, expected, rtol=2e-3, atol=2e-2)
+    assert _cache_files(model_dir) == []
