@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -48,8 +49,6 @@ def limited_threads() -> Iterator[None]:
     """At most ``default_num_processes()`` torch threads while predicting (as nnU-Net does).
 
     Nothing to do when torch is not loaded: the CPU runtimes get their thread count when they are compiled."""
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is None:
         yield

@@ -143,6 +143,9 @@ def read_sidecar(onnx_file: Path) -> dict[str, Any] | None:
     if not isinstance(info, dict) or not isinstance(info.get("trainer_name"), str) \
             or not isinstance(info.get("configuration"), str):
         return None
+    axes = info.get("inference_allowed_mirroring_axes")  # not part of the key, so checked here
+    if axes is not None and not (isinstance(axes, list) and all(type(a) is int and a >= 0 for a in axes)):
+        return None
     return info
 
 

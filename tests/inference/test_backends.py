@@ -186,6 +186,8 @@ def test_cached_export_without_a_valid_sidecar_is_checked_against_the_checkpoint
     # a sidecar naming another trainer does not give the key the file was made with
     sidecar.write_text(json.dumps(dict(facts, trainer_name="nnUNetTrainer")))
     assert load_cached_model(model_dir, (0,)) is None
+    sidecar.write_text(json.dumps(dict(facts, inference_allowed_mirroring_axes="0,1")))  # not a list of axes
+    assert load_cached_model(model_dir, (0,)) is None
     sidecar.write_text("{not json")
     assert load_cached_model(model_dir, (0,)) is None
     sidecar.unlink()  # e.g. a cache made by an older version
