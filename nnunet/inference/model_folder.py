@@ -24,7 +24,7 @@ from nnunet.errors import ConfigurationError, NnunetError
 from nnunet.inference.runners import find_cached_export
 from nnunet.io.dataset_json import load_dataset_json
 from nnunet.planning.plans import Configuration, Plans
-from nnunet.utils.json import load_json
+from nnunet.planning.plans_rules import num_image_channels
 
 if TYPE_CHECKING:
     import torch
@@ -174,7 +174,7 @@ def _read_folder(model_folder: str | os.PathLike, use_folds: Iterable[int | str]
     folds = normalize_folds(use_folds, folder, checkpoint_name)
     _check_folder(folder, folds, checkpoint_name)
     dataset_json = load_dataset_json(folder / "dataset.json")
-    plans = Plans(load_json(folder / "plans.json"), folder / "plans.json")
+    plans = Plans.load(folder / "plans.json")
     return plans, dataset_json, [folder / f"fold_{f}" / checkpoint_name for f in folds]
 
 
@@ -196,8 +196,10 @@ def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int |
         first = first or checkpoint
         parameters.append(strip_module_prefixes(checkpoint["network_weights"]))
         del checkpoint
-    configuration = plans.configuration(first["init_args"]["configuration"])
     trainer = find_trainer_class(first["trainer_name"], files[0])
+    configuration = plans.checked_configuration(first["init_args"]["configuration"], "predict",
+                                                num_image_channels(dataset_json),
+                                                plans_network=trainer.builds_network_from_plans())
     network = build_inference_network(trainer, plans, configuration,
                                       num_input_channels(plans, configuration, dataset_json),
                                       plans.label_manager(dataset_json).num_segmentation_heads)
@@ -221,7 +223,9 @@ def load_cached_model(model_folder: str | os.PathLike, use_folds: Iterable[int |
     plans, dataset_json, files = _read_folder(model_folder, use_folds, checkpoint_name)
 
     def input_shape(configuration: str) -> tuple[int, ...]:
-        config = plans.configuration(configuration)
+        # the export holds the network, so only what the sliding window and the export read is checked
+        config = plans.checked_configuration(configuration, "predict", num_image_channels(dataset_json),
+                                             plans_network=False)
         return (num_input_channels(plans, config, dataset_json), *config.patch_size)
 
     found = [find_cached_export(path, input_shape) for path in files]

@@ -10,10 +10,11 @@ import os
 import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from nnunet.errors import ConfigurationError
 from nnunet.io.labels import LabelManager
+from nnunet.planning.plans_rules import check_configuration, check_plans_file
 from nnunet.utils.json import load_json, save_json
 
 #: keys of the pre-2.3 configuration format that describe the network instead of an ``architecture`` block
@@ -112,80 +113,6 @@ def write_plans(plans: dict[str, Any], path: str | os.PathLike, keep_existing_co
 PREPROCESSING_KEYS = ("preprocessor_name", "spacing", "normalization_schemes", "use_mask_for_norm",
                       "resampling_fn_data", "resampling_fn_data_kwargs", "resampling_fn_seg",
                       "resampling_fn_seg_kwargs")
-
-
-def _fix(path: Any) -> str:
-    return f"Fix {path} or re-run nnUNet_plan_experiment." if path else "Re-run nnUNet_plan_experiment."
-
-
-def _is_int_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v)
-
-
-def _is_number_list(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in v)
-
-
-#: top-level plans keys: (check, expected type in words)
-_PLANS_KEYS = {
-    "dataset_name": (lambda v: isinstance(v, str), "a string"),
-    "plans_name": (lambda v: isinstance(v, str), "a string"),
-    "configurations": (lambda v: isinstance(v, dict) and all(isinstance(c, dict) for c in v.values()),
-                       "an object of configuration objects"),
-    "transpose_forward": (_is_int_list, "a list of integers"),
-    "transpose_backward": (_is_int_list, "a list of integers"),
-    "image_reader_writer": (lambda v: isinstance(v, str), "a string (a reader/writer class name)"),
-    "foreground_intensity_properties_per_channel": (lambda v: isinstance(v, dict), "an object"),
-}
-
-#: configuration keys preprocessing reads: (check, expected type in words)
-_PREPROCESSING_KEY_TYPES = {
-    "data_identifier": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
-    "patch_size": (_is_int_list, "a list of integers"),
-    "spacing": (_is_number_list, "a list of numbers"),
-    "normalization_schemes": (lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
-                              "a list of class names"),
-    "use_mask_for_norm": (lambda v: isinstance(v, list) and all(isinstance(i, bool) for i in v),
-                          "a list of true/false values"),
-    "resampling_fn_data": (lambda v: isinstance(v, str), "a function name"),
-    "resampling_fn_seg": (lambda v: isinstance(v, str), "a function name"),
-    "resampling_fn_data_kwargs": (lambda v: isinstance(v, dict), "an object"),
-    "resampling_fn_seg_kwargs": (lambda v: isinstance(v, dict), "an object"),
-}
-
-
-def check_plans_structure(data: Any, path: Any = None, required: Sequence[str] = ("configurations",)) -> None:
-    """Refuse a plans file with a key of the wrong type, or without one of ``required`` (naming key and type).
-
-    Every step needs ``configurations``; preprocessing also needs the reader, the transpose and the intensity
-    statistics (:data:`PREPROCESSING_PLANS_KEYS`)."""
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{path}: a plans file must be a JSON object, got {type(data).__name__}. "
-                                 f"{_fix(path)}")
-    legacy_names = {"foreground_intensity_properties_per_channel": "foreground_intensity_properties_by_modality"}
-    for key in required:
-        if key not in data and legacy_names.get(key) not in data:
-            expected = _PLANS_KEYS[key][1] if key in _PLANS_KEYS else "an object"
-            raise ConfigurationError(f"{path}: the plans lack the key {key!r} ({expected}). {_fix(path)}")
-    for key, (ok, expected) in _PLANS_KEYS.items():
-        if key in data and not ok(data[key]):
-            raise ConfigurationError(f"{path}: plans key {key!r} must be {expected}, got {data[key]!r}. {_fix(path)}")
-
-
-#: top-level keys preprocessing needs besides the configurations
-PREPROCESSING_PLANS_KEYS = ("configurations", "dataset_name", "transpose_forward", "image_reader_writer",
-                            "foreground_intensity_properties_per_channel")
-
-
-def check_preprocessing_keys(configuration: "Configuration", path: Any = None) -> None:
-    """Refuse a configuration whose preprocessing keys are missing or of the wrong type, before any work."""
-    for key, (ok, expected) in _PREPROCESSING_KEY_TYPES.items():
-        if key not in configuration.data:
-            raise ConfigurationError(f"{path}: configuration {configuration.name!r} lacks the key {key!r} "
-                                     f"({expected}). {_fix(path)}")
-        if not ok(configuration.data[key]):
-            raise ConfigurationError(f"{path}: key {key!r} of configuration {configuration.name!r} must be "
-                                     f"{expected}, got {configuration.data[key]!r}. {_fix(path)}")
 
 
 def check_plans_dataset(data: dict[str, Any], dataset_name: str, path: Any = None) -> None:
@@ -300,16 +227,16 @@ class Plans:
         self.source = source
 
     @classmethod
-    def load(cls, path: str | os.PathLike, dataset_name: str | None = None,
-             required: Sequence[str] = ("configurations",)) -> "Plans":
-        """Read and check a plans file (``required`` keys present, known keys of the right type); with
-        ``dataset_name``, refuse plans made for another dataset."""
+    def load(cls, path: str | os.PathLike, dataset_name: str | None = None) -> "Plans":
+        """Read a plans file that any stage can start from (a JSON object with ``configurations``); with
+        ``dataset_name``, refuse plans made for another dataset. Each stage then checks what it needs with
+        :meth:`checked_configuration`."""
         path = Path(path)
         if not path.is_file():
             raise ConfigurationError(f"Plans file not found: {path}. Run nnUNet_plan_experiment (or "
                                      f"nnUNet_plan_and_preprocess) first, or check -p/-plans_name.")
         data = load_json(path)
-        check_plans_structure(data, path, required)
+        check_plans_file(data, path)
         if dataset_name is not None:
             check_plans_dataset(data, dataset_name, path)
         return cls(data, path)
@@ -350,9 +277,20 @@ class Plans:
 
     def configuration(self, name: str) -> Configuration:
         """Resolve ``name`` (following ``inherits_from``; the child's keys win)."""
-        return Configuration(name, self._resolve(name, []))
+        return Configuration(name, self._resolve(name, [])[0])
 
-    def _resolve(self, name: str, chain: list[str]) -> dict[str, Any]:
+    def checked_configuration(self, name: str, stage: str, num_channels: int | None = None,
+                              plans_network: bool = True) -> Configuration:
+        """Resolve ``name`` and refuse it, one line per problem, if ``stage`` cannot use it (the rules are in
+        :mod:`nnunet.planning.plans_rules`; ``plans_network=False`` for trainers that build their own network)."""
+        config, origins = self._resolve(name, [])
+        check_configuration(self.data, name, config, origins, self.source or "the plans", stage, num_channels,
+                            plans_network)
+        return Configuration(name, config)
+
+    def _resolve(self, name: str, chain: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The configuration's keys with its parents' filled in, and for each key the configuration it is
+        written in."""
         configs = self.data["configurations"]
         if name not in configs:
             via = f" (named by inherits_from of {chain[-1]!r})" if chain else ""
@@ -364,10 +302,11 @@ class Plans:
         own = copy.deepcopy(configs[name])
         parent_name = own.get("inherits_from")
         if parent_name is None:
-            return own
-        resolved = self._resolve(parent_name, chain + [name])
+            return own, dict.fromkeys(own, name)
+        resolved, origins = self._resolve(parent_name, chain + [name])
         resolved.update(own)
-        return resolved
+        origins.update(dict.fromkeys(own, name))
+        return resolved, origins
 
     def label_manager(self, dataset_json: dict[str, Any]) -> LabelManager:
         return LabelManager(dataset_json["labels"], dataset_json.get("regions_class_order"))

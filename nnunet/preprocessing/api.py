@@ -6,7 +6,9 @@ from typing import Sequence
 
 from nnunet.errors import Interrupted, NnunetError
 from nnunet.io.naming import preprocessed_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import PREPROCESSING_KEYS, PREPROCESSING_PLANS_KEYS, Plans
+from nnunet.io.dataset_json import load_dataset_json
+from nnunet.planning.plans import PREPROCESSING_KEYS, Plans
+from nnunet.planning.plans_rules import num_image_channels
 from nnunet.preprocessing.staging import shard
 from nnunet.registry import PREPROCESSORS
 
@@ -61,14 +63,15 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
     """
     name = resolve_dataset_name(dataset)
     folder = preprocessed_dataset_folder(name)
-    plans = Plans.load(folder / f"{plans_identifier}.json", dataset_name=name, required=PREPROCESSING_PLANS_KEYS)
+    plans = Plans.load(folder / f"{plans_identifier}.json", dataset_name=name)
+    channels = num_image_channels(load_dataset_json(folder / "dataset.json"))
     counts = processes_per_configuration(configurations, num_processes)
     groups: dict[str, tuple[list[str], list[int]]] = {}
     for configuration_name, n in zip(configurations, counts):
         if configuration_name not in plans.available_configurations:
             print(f"{name}: configuration {configuration_name} is not in {plans_identifier}; skipped.")
             continue
-        configuration = plans.configuration(configuration_name)
+        configuration = plans.checked_configuration(configuration_name, "preprocess", channels)
         _warn_about_shared_data(name, plans, configuration_name)
         print(f"{name}: preprocessing {configuration_name} -> {configuration.data_identifier}")
         names, ns = groups.setdefault(configuration.preprocessor_name, ([], []))
@@ -90,7 +93,7 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
 
 def _copy_gt_segmentations(dataset_name: str, num_parts: int, part_id: int) -> None:
     """This part's share of gt_segmentations (parts running at once copy disjoint files)."""
-    from nnunet.io.dataset_json import load_dataset_json, training_cases
+    from nnunet.io.dataset_json import training_cases
     from nnunet.io.naming import raw_dataset_folder
     from nnunet.preprocessing.preprocessor import copy_gt_segmentations
 

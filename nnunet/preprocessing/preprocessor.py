@@ -19,8 +19,8 @@ from nnunet.io.dataset_json import label_manager, load_dataset_json, training_ca
 from nnunet.io.channels import check_case_channels
 from nnunet.io.readers import reader_class
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
-from nnunet.planning.plans import (PREPROCESSING_KEYS, PREPROCESSING_PLANS_KEYS, Configuration, Plans,
-                                   check_preprocessing_keys)
+from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans
+from nnunet.planning.plans_rules import num_image_channels
 from nnunet.preprocessing.class_locations import class_location_keys, sample_class_locations
 from nnunet.preprocessing.cropping import crop_to_nonzero
 from nnunet.preprocessing.resampling import compute_new_shape
@@ -152,8 +152,7 @@ class DefaultPreprocessor:
         """
         dataset_name = resolve_dataset_name(dataset_name_or_id)
         pre_folder = preprocessed_dataset_folder(dataset_name)
-        plans = Plans.load(pre_folder / f"{plans_identifier}.json", dataset_name=dataset_name,
-                           required=PREPROCESSING_PLANS_KEYS)
+        plans = Plans.load(pre_folder / f"{plans_identifier}.json", dataset_name=dataset_name)
         dataset_json = load_dataset_json(pre_folder / "dataset.json")
         cases = training_cases(raw_dataset_folder(dataset_name), dataset_json)
         mine = shard(list(cases), num_parts, part_id)
@@ -179,11 +178,12 @@ class DefaultPreprocessor:
 
     def _open_builds(self, plans: Plans, configuration_names: Sequence[str], dataset_json: dict[str, Any],
                      cases: dict[str, dict[str, Any]], pre_folder: Path) -> list[StagedBuild]:
-        last_per_folder = {plans.configuration(n).data_identifier: n for n in configuration_names}
+        channels = num_image_channels(dataset_json)
+        checked = {n: plans.checked_configuration(n, "preprocess", channels) for n in configuration_names}
+        last_per_folder = {checked[n].data_identifier: n for n in configuration_names}
         builds = []
         for data_identifier, name in last_per_folder.items():
-            configuration = plans.configuration(name)
-            check_preprocessing_keys(configuration, plans.source)
+            configuration = checked[name]
             signature = build_signature(plans, configuration, dataset_json, type(self).__name__)
             builds.append(StagedBuild.open(pre_folder / data_identifier, signature, plans.source, cases))
         return builds

@@ -22,6 +22,7 @@ from nnunet.errors import ConfigurationError, Interrupted, NnunetError
 from nnunet.io.naming import preprocessed_dataset_folder
 from nnunet.paths import results_root
 from nnunet.planning.plans import Plans
+from nnunet.planning.plans_rules import num_image_channels
 from nnunet.training import ddp
 from nnunet.training.checkpoint import load_checkpoint_file, strip_module_prefixes
 from nnunet.training.data.splits import SPLITS_FILE
@@ -65,15 +66,19 @@ def get_trainer_from_args(dataset_name_or_id: int | str, configuration: str, fol
     if not plans_file.is_file():
         raise ConfigurationError(f"Plans file {plans_file} not found. Run nnUNet_plan_and_preprocess first, or "
                                  f"check -p.")
-    plans = Plans.load(plans_file, dataset_name=folder.name).data  # refuses another dataset's or malformed plans
-    if configuration not in plans.get("configurations", {}):
-        raise ConfigurationError(f"Configuration {configuration!r} is not in {plans_file}. Available: "
-                                 f"{', '.join(plans.get('configurations', {}))}.")
     dataset_json_file = folder / "dataset.json"
     if not dataset_json_file.is_file():
         raise ConfigurationError(f"{dataset_json_file} not found; it is written by nnUNet_plan_experiment.")
-    return cls(plans=plans, configuration=configuration, fold=parse_fold(fold),
-               dataset_json=load_json(dataset_json_file), device=device)
+    dataset_json = load_json(dataset_json_file)
+    channels = num_image_channels(dataset_json)
+    plans = Plans.load(plans_file, dataset_name=folder.name)
+    if configuration not in plans.available_configurations:
+        raise ConfigurationError(f"Configuration {configuration!r} is not in {plans_file}. Available: "
+                                 f"{', '.join(plans.available_configurations)}.")
+    # every problem of a hand-edited configuration now, in one message, rather than a KeyError mid-training
+    plans.checked_configuration(configuration, "train", channels, plans_network=cls.builds_network_from_plans())
+    return cls(plans=plans.data, configuration=configuration, fold=parse_fold(fold), dataset_json=dataset_json,
+               device=device)
 
 
 #: substrings of state-dict keys that are never transferred from pretrained weights (the segmentation heads,

@@ -262,6 +262,13 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         return network_from_architecture(architecture, num_input_channels, num_output_channels,
                                          enable_deep_supervision)
 
+    @classmethod
+    def builds_network_from_plans(cls) -> bool:
+        """Whether the network is the one the plans' ``architecture`` block describes (False for trainers that
+        override :meth:`build_network_architecture`, such as Primus): only then must the patch fit it."""
+        method = cls.build_network_architecture  # a classmethod here; nnU-Net's trainer files override a staticmethod
+        return getattr(method, "__func__", method) is nnUNetTrainer.build_network_architecture.__func__
+
     def _get_deep_supervision_scales(self) -> list[list[float]] | None:
         if not self.enable_deep_supervision:
             return None

@@ -263,9 +263,10 @@ def test_malicious_case_pickle_is_not_executed(nnunet_dirs, tmp_path):
 
 
 @pytest.mark.parametrize("edit, phrase", [
-    (lambda p: p.pop("transpose_forward"), "lack the key 'transpose_forward' (a list of integers)"),
+    (lambda p: p.pop("transpose_forward"), "'transpose_forward' is missing; it must be a permutation of [0, 1, 2]"),
     (lambda p: p["configurations"]["3d_fullres"].__setitem__("patch_size", "32x32"),
-     "key 'patch_size' of configuration '3d_fullres' must be a list of integers, got '32x32'"),
+     "configuration '3d_fullres', key 'patch_size' must be a list of 3 positive integers, one per spatial axis, "
+     "got '32x32'"),
 ])
 def test_malformed_plans_name_the_key_and_the_expected_type(nnunet_dirs, capsys, edit, phrase):
     _, pre = _planned(nnunet_dirs, 312, "Malformed")
