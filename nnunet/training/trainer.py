@@ -35,7 +35,7 @@ from nnunet.training.augmentation import (LEGACY_SCALE_RANGE, configure_spatial_
 from nnunet.training.data.dataset import PreprocessedDataset, case_identifiers
 from nnunet.training.data.loader import PatchLoader
 from nnunet.training.data.splits import SPLITS_FILE, train_val_keys
-from nnunet.training.data.workers import background_loader, num_processes_for_augmentation
+from nnunet.training.data.workers import background_loader, finish_loader, num_processes_for_augmentation
 from nnunet.training.logger import MetricsLogger, TrainingLogFile, log_file_name
 from nnunet.training.loss import DeepSupervisionLoss, build_segmentation_loss, deep_supervision_weights
 from nnunet.training.lr_schedule import build_lr_scheduler
@@ -387,8 +387,14 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         n = num_processes_for_augmentation()
         pin = self.device.type == "cuda"
         train = background_loader(dl_tr, n, max(6, n // 2), pin)
-        val = background_loader(dl_val, max(1, n // 2) if n > 0 else 0, max(3, n // 4), pin)
-        # fetch one batch of each so the workers start now (and fail early)
-        next(train)
-        next(val)
+        val = None
+        try:
+            val = background_loader(dl_val, max(1, n // 2) if n > 0 else 0, max(3, n // 4), pin)
+            # fetch one batch of each so the workers start now (and fail early)
+            next(train)
+            next(val)
+        except BaseException:
+            for loader in (train, val):  # neither is the trainer's yet: stop their workers here
+                finish_loader(loader)
+            raise
         return train, val

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
+import traceback
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,17 +44,49 @@ class InProcessLoader:
         return next(self.loader)
 
 
+#: set to 1 to see the traceback of a failed augmentation worker (the error itself is always one line)
+DEBUG_VARIABLE = "nnUNet_debug"
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """What a worker sends instead of a batch when loading or augmenting failed: plain text, so that it always
+    reaches the training process (an exception object may not survive pickling), which then stops every worker
+    and raises one error (:class:`BackgroundLoader`)."""
+
+    message: str
+    user_error: bool  # an NnunetError (a damaged case, a refused pickle): its message is all the user needs
+    details: str  # the worker's traceback, shown with nnUNet_debug=1
+
+    @classmethod
+    def of(cls, error: Exception) -> "WorkerFailure":
+        return cls(str(error), isinstance(error, NnunetError), traceback.format_exc())
+
+    def error(self) -> NnunetError:
+        if os.environ.get(DEBUG_VARIABLE, "0") not in ("", "0"):
+            print(f"Traceback of the augmentation worker (pid {os.getpid()} started it):\n{self.details}",
+                  file=sys.stderr, end="")
+        if self.user_error:
+            return NnunetError(self.message)
+        last = self.details.strip().splitlines()[-1] if self.details.strip() else self.message
+        return NnunetError(f"An augmentation worker failed: {last}. This is a bug (of a custom trainer's "
+                           f"transforms, or ours); set {DEBUG_VARIABLE}=1 to see where it happened.")
+
+
 class EndsWithParent:
-    """A patch loader whose background copies end when the training process ends (kill -9 included).
+    """A patch loader whose background copies end when the training process ends (kill -9 included), and report
+    their failures as a :class:`WorkerFailure` item instead of dying with a traceback.
 
     batchgenerators starts its workers itself and calls ``set_thread_id`` first thing in each of them: that is
     where the worker's watchdog starts (:func:`nnunet.utils.lifeline.exit_with_parent`). Without it a killed
-    training leaves its augmentation workers spinning, about half a gigabyte each.
+    training leaves its augmentation workers spinning, about half a gigabyte each. A worker that raises would
+    print its own traceback and die, after which batchgenerators adds a second message of its own.
     """
 
     def __init__(self, loader):
         self.loader = loader
         self.parent_pid = os.getpid()
+        self.failure: WorkerFailure | None = None
 
     def set_thread_id(self, thread_id: int) -> None:
         if os.getpid() != self.parent_pid:  # in a worker (forked: it inherited the parent's SIGTERM handler)
@@ -63,12 +98,105 @@ class EndsWithParent:
         return self
 
     def __next__(self):
-        return next(self.loader)
+        if self.failure is not None:  # until the training process stops this worker
+            return self.failure
+        try:
+            return next(self.loader)
+        except Exception as e:
+            if os.getpid() == self.parent_pid:
+                raise
+            self.failure = WorkerFailure.of(e)
+            return self.failure
 
     def __getattr__(self, name):
-        if name == "loader" or name.startswith("__"):  # not set yet (unpickling in a spawned worker)
+        if name in ("loader", "failure") or name.startswith("__"):  # not set yet (unpickling in a spawned worker)
             raise AttributeError(name)
         return getattr(self.loader, name)
+
+
+def _is_results_thread(thread: threading.Thread | None) -> bool:
+    # batchgenerators starts it unnamed, so Python names it after its target
+    return thread is not None and thread.name.endswith("(results_loop)")
+
+
+class _QuietResultsThreads:
+    """While a background loader runs, its results thread's own exceptions are not printed: it fails when a
+    worker dies (or is killed), and the training process reports that once, as one line."""
+
+    active = 0
+    previous_hook = None
+
+    @classmethod
+    def hook(cls, args) -> None:
+        if cls.active and _is_results_thread(args.thread):
+            return
+        (cls.previous_hook or threading.__excepthook__)(args)
+
+    @classmethod
+    def start(cls) -> None:
+        if cls.active == 0:
+            cls.previous_hook, threading.excepthook = threading.excepthook, cls.hook
+        cls.active += 1
+
+    @classmethod
+    def stop(cls) -> None:
+        cls.active = max(0, cls.active - 1)
+        if cls.active == 0 and threading.excepthook is cls.hook:
+            threading.excepthook = cls.previous_hook or threading.__excepthook__
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else str(-exitcode)
+        cause = ", most likely by the out-of-memory killer" if -exitcode == signal.SIGKILL else ""
+        return f"was killed by {name}{cause}"
+    return f"exited with status {exitcode}"
+
+
+class BackgroundLoader:
+    """batchgenerators' augmenter with one error instead of its tracebacks: a :class:`WorkerFailure` from a
+    worker, or a worker that died, stops every worker and raises an NnunetError with the cause."""
+
+    def __init__(self, augmenter):
+        self.augmenter = augmenter
+        # the list batchgenerators fills with its worker processes when it starts them; its shutdown replaces
+        # the attribute, so holding the list keeps their exit codes readable for the message
+        self.workers = augmenter._processes
+        self.results_loop_thread = None
+        _QuietResultsThreads.start()
+        self.quiet = True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            item = next(self.augmenter)
+        except RuntimeError as e:
+            if "no longer alive" not in str(e):
+                raise
+            self._finish()
+            raise NnunetError(self._death_message()) from None
+        finally:
+            self.results_loop_thread = self.augmenter.results_loop_thread or self.results_loop_thread
+        if isinstance(item, WorkerFailure):
+            self._finish()
+            raise item.error()
+        return item
+
+    def _death_message(self) -> str:
+        dead = [p for p in self.workers if p.exitcode not in (None, 0)]
+        what = "; ".join(f"pid {p.pid} {_death(p.exitcode)}" for p in dead) or "one ended without a word"
+        return (f"An augmentation worker stopped: {what}. Training cannot go on. If memory ran out, use fewer "
+                f"workers (nnUNet_n_proc_DA) or a smaller batch; the checkpoints written so far are kept.")
+
+    def _finish(self) -> None:
+        try:
+            self.augmenter._finish()
+        finally:
+            if self.quiet:
+                self.quiet = False
+                _QuietResultsThreads.stop()
 
 
 def background_loader(loader, num_processes: int, num_cached: int, pin_memory: bool):
@@ -82,8 +210,8 @@ def background_loader(loader, num_processes: int, num_cached: int, pin_memory: b
     from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 
     seeds = [int(s) for s in np.random.randint(0, 2 ** 31 - 1, size=num_processes)]
-    return NonDetMultiThreadedAugmenter(EndsWithParent(loader), None, num_processes, num_cached, seeds=seeds, pin_memory=pin_memory,
-                                        wait_time=0.002)
+    return BackgroundLoader(NonDetMultiThreadedAugmenter(EndsWithParent(loader), None, num_processes, num_cached,
+                                                         seeds=seeds, pin_memory=pin_memory, wait_time=0.002))
 
 
 def finish_loader(loader) -> None:
