@@ -72,8 +72,11 @@ def _keep(index: int, result: Any) -> Any:
 def _collect(pool: Executor, fn: Callable[..., Any], arg_tuples: list[tuple], bar: tqdm, desc: str,
              on_result: Callable[[int, Any], Any]) -> list[Any]:
     results: list[Any] = [None] * len(arg_tuples)
-    futures = {pool.submit(fn, *args): i for i, args in enumerate(arg_tuples)}
+    futures: dict[Future, int] = {}
     try:
+        # submitting is inside the try: a shared pool whose worker died while idle refuses new jobs here
+        for i, args in enumerate(arg_tuples):
+            futures[pool.submit(fn, *args)] = i
         for future in as_completed(futures):
             index = futures.pop(future)  # dropping the future lets a consumed result be freed
             results[index] = on_result(index, future.result())

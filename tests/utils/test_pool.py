@@ -9,6 +9,7 @@ import pytest
 
 from nnunet.errors import NnunetError
 from nnunet.utils.pool import BoundedPool, run_parallel
+from tests.reliability.processes import running, wait_until
 
 
 def _square_after(x: int, seconds: float) -> int:
@@ -85,3 +86,20 @@ def test_a_workers_warning_is_one_line(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and all(line == "nnunet: warning: spacing differs in case_000" for line in lines), lines
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def test_a_shared_pool_whose_worker_died_while_idle_gives_the_one_line_error():
+    from nnunet.utils.pool import shared_pool
+
+    with shared_pool(2):
+        worker_pids = set(run_parallel(_pid, [(i,) for i in range(6)], 2, show_progress=False))
+        assert os.getpid() not in worker_pids
+        os.kill(next(iter(worker_pids)), signal.SIGKILL)  # dies between two stages, with no job running
+        # once the executor sees the death it stops the other workers too and refuses new jobs at submit
+        assert wait_until(lambda: not any(running(pid) for pid in worker_pids), timeout=30)
+        with pytest.raises(NnunetError, match="background worker died while running stage 2"):
+            run_parallel(_square_after, [(i, 0.5) for i in range(4)], 2, desc="stage 2", show_progress=False)
