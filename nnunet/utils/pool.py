@@ -163,7 +163,9 @@ class BoundedPool:
                 self.pool.shutdown(wait=True)
 
     def _died(self) -> NnunetError:
-        return NnunetError(f"A {self.what} worker died, most likely because it ran out of memory; {self.hint}.")
+        article = "An" if self.what[:1].lower() in "aeiou" else "A"
+        return NnunetError(f"{article} {self.what} worker died, most likely because it ran out of memory; "
+                           f"{self.hint}.")
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` (here, or in a worker once fewer than ``workers + 2`` jobs are pending)."""

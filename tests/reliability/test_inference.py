@@ -6,6 +6,7 @@ the exit code, the message and what is left on disk.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -122,3 +123,39 @@ def test_no_prediction_worker_survives_a_killed_parent(tmp_path, large_input):
     workers = wait_for_workers(process, 4, 120)  # 2 preprocessing + 2 export workers
     kill_and_check_no_orphans(process, workers, signal.SIGKILL, 5.0)
     assert not (tmp_path / "out" / "c5.nii.gz").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["first", "last"])
+def test_a_killed_prediction_worker_stops_the_command_with_one_line(tmp_path, large_input, victim):
+    """SIGKILL of one preprocessing or export worker (as the out-of-memory killer would): exit 1, one line that
+    names the kind of worker and the option that uses fewer, every other worker ends, and each segmentation
+    already published is complete. The workers start preprocessing first, so the first pid is a preprocessing
+    worker and the last one usually an export worker; the message may name either."""
+    from tests.reliability.conftest import command_env
+    from tests.reliability.processes import descendants, running, start, stderr_of, wait_for_workers, wait_until
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for i in range(16):
+        os.symlink(large_input / "big_0000.nii.gz", folder / f"c{i:02d}_0000.nii.gz")
+    process = start([sys.executable, "-c", "import sys; from nnunet.cli.predict import "
+                     "predict_from_modelfolder_main as m; sys.exit(m(sys.argv[1:]))",
+                     "-i", str(folder), "-o", str(out), *FAST, "-npp", "2", "-nps", "2", "--save_probabilities"],
+                    command_env(), tmp_path / "log")
+    wait_for_workers(process, 4, 120)  # the resource tracker and the first pool workers
+    workers = sorted(pid for pid in descendants(process.pid)
+                     if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    os.kill(workers[0] if victim == "first" else workers[-1], signal.SIGKILL)
+    process.wait(timeout=120)
+    stderr = stderr_of(process)
+    assert process.returncode == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("nnunet: error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr and "leaked" not in stderr, stderr
+    assert re.search(r"An? (preprocessing|export) worker died, most likely because it ran out of memory.* "
+                     r"fewer (preprocessing|export) processes \(-np[ps]\)", errors[0]), errors[0]
+    assert wait_until(lambda: not descendants(process.pid) and not any(running(p) for p in workers), 5)
+    written = sorted(out.glob("c*.nii.gz"))
+    assert len(written) < 16  # stopped, not finished
+    for path in written:  # complete or absent
+        assert sitk.GetArrayFromImage(sitk.ReadImage(str(path))).shape == (56, 56, 56), path
