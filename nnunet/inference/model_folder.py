@@ -188,6 +188,7 @@ def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int |
             unreadable checkpoint, an unknown trainer, weights that do not fit the network.
     """
     plans, dataset_json, files = _read_folder(model_folder, use_folds, checkpoint_name)
+    from nnunet.networks.from_plans import network_class_exists
     from nnunet.training.checkpoint import strip_module_prefixes
 
     parameters, first = [], None
@@ -199,7 +200,8 @@ def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int |
     trainer = find_trainer_class(first["trainer_name"], files[0])
     configuration = plans.checked_configuration(first["init_args"]["configuration"], "predict",
                                                 num_image_channels(dataset_json),
-                                                plans_network=trainer.builds_network_from_plans())
+                                                plans_network=trainer.builds_network_from_plans(),
+                                                network_class_exists=network_class_exists)
     network = build_inference_network(trainer, plans, configuration,
                                       num_input_channels(plans, configuration, dataset_json),
                                       plans.label_manager(dataset_json).num_segmentation_heads)

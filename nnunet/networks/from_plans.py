@@ -56,6 +56,12 @@ def find_architecture_class(short_name: str, package: str = ARCHITECTURES_PACKAG
     return None
 
 
+def network_class_exists(network_class_name: str) -> bool:
+    """Whether :func:`resolve_network_class` finds a class for ``network_class_name`` (for the plans check)."""
+    return (locate(network_class_name) is not None
+            or find_architecture_class(network_class_name.rsplit(".", 1)[-1]) is not None)
+
+
 def resolve_network_class(network_class_name: str) -> type:
     """The class for ``network_class_name``; falls back to a search by short name in the architectures package."""
     cls = locate(network_class_name)

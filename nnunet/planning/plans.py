@@ -10,7 +10,7 @@ import os
 import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nnunet.errors import ConfigurationError
 from nnunet.io.labels import LabelManager
@@ -280,12 +280,14 @@ class Plans:
         return Configuration(name, self._resolve(name, [])[0])
 
     def checked_configuration(self, name: str, stage: str, num_channels: int | None = None,
-                              plans_network: bool = True) -> Configuration:
+                              plans_network: bool = True,
+                              network_class_exists: Callable[[str], bool] | None = None) -> Configuration:
         """Resolve ``name`` and refuse it, one line per problem, if ``stage`` cannot use it (the rules are in
-        :mod:`nnunet.planning.plans_rules`; ``plans_network=False`` for trainers that build their own network)."""
+        :mod:`nnunet.planning.plans_rules`; ``plans_network=False`` for trainers that build their own network,
+        ``network_class_exists`` where the stage builds it)."""
         config, origins = self._resolve(name, [])
         check_configuration(self.data, name, config, origins, self.source or "the plans", stage, num_channels,
-                            plans_network)
+                            plans_network, network_class_exists)
         return Configuration(name, config)
 
     def _resolve(self, name: str, chain: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -298,7 +300,9 @@ class Plans:
                                      f"{f' {self.source}' if self.source else ''}. "
                                      f"Available: {', '.join(configs)}.")
         if name in chain:
-            raise ConfigurationError(f"Circular inherits_from in the plans: {' -> '.join(chain + [name])}.")
+            where = f" {self.source}" if self.source else ""
+            raise ConfigurationError(f"Circular inherits_from in the plans{where}: {' -> '.join(chain + [name])}. "
+                                     f"A configuration may not inherit from itself, directly or through others.")
         own = copy.deepcopy(configs[name])
         parent_name = own.get("inherits_from")
         if parent_name is None:

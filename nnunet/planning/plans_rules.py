@@ -315,7 +315,8 @@ def check_plans_file(data: Any, path: Any) -> None:
 
 def check_configuration(plans: dict[str, Any], name: str, config: dict[str, Any], origins: dict[str, str],
                         path: Any, stage: str, num_channels: int | None = None,
-                        plans_network: bool = True) -> None:
+                        plans_network: bool = True, network_class_exists: Callable[[str], bool] | None = None
+                        ) -> None:
     """Refuse a resolved configuration that ``stage`` cannot use: every problem of the top-level keys and of the
     configuration's keys in one error, one line each, naming the file, the configuration and the key.
 
@@ -327,6 +328,8 @@ def check_configuration(plans: dict[str, Any], name: str, config: dict[str, Any]
         num_channels: the dataset's image channels (None: the per-channel lengths are not compared).
         plans_network: False where the trainer builds its own network: ``architecture`` is then not needed
             and not compared with the patch size.
+        network_class_exists: tells whether ``architecture.network_class_name`` can be found (given by the
+            stages that build the network; finding it imports torch, which planning does not).
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
@@ -346,7 +349,21 @@ def check_configuration(plans: dict[str, Any], name: str, config: dict[str, Any]
     problems += _check_kwargs_accepted(config, where)
     if plans_network:
         problems += _check_architecture(config, facts.dim, where)
+        problems += _check_network_class(config, network_class_exists, where)
     _raise(problems, path)
+
+
+def _check_network_class(config: dict[str, Any], exists: Callable[[str], bool] | None,
+                         where: Callable[[str], str]) -> list[str]:
+    architecture = config.get("architecture")
+    if exists is None or not _architecture(architecture, Facts(None, None, ())):
+        return []
+    name = architecture["network_class_name"]
+    if exists(name):
+        return []
+    return [f"{where('architecture.network_class_name')} names {name!r}, which cannot be imported and is not a "
+            f"class of dynamic_network_architectures (e.g. "
+            f"'dynamic_network_architectures.architectures.unet.PlainConvUNet')."]
 
 
 def _with_legacy_names(data: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import torch
 
 from nnunet.errors import ConfigurationError, Interrupted, NnunetError
 from nnunet.io.naming import preprocessed_dataset_folder
+from nnunet.networks.from_plans import network_class_exists
 from nnunet.paths import results_root
 from nnunet.planning.plans import Plans
 from nnunet.planning.plans_rules import num_image_channels
@@ -76,7 +77,8 @@ def get_trainer_from_args(dataset_name_or_id: int | str, configuration: str, fol
         raise ConfigurationError(f"Configuration {configuration!r} is not in {plans_file}. Available: "
                                  f"{', '.join(plans.available_configurations)}.")
     # every problem of a hand-edited configuration now, in one message, rather than a KeyError mid-training
-    plans.checked_configuration(configuration, "train", channels, plans_network=cls.builds_network_from_plans())
+    plans.checked_configuration(configuration, "train", channels, plans_network=cls.builds_network_from_plans(),
+                                network_class_exists=network_class_exists)
     return cls(plans=plans.data, configuration=configuration, fold=parse_fold(fold), dataset_json=dataset_json,
                device=device)
 

@@ -184,14 +184,29 @@ def test_a_child_can_repair_its_parents_value(tmp_path, plans_data):
     assert _problems(tmp_path, plans_data, "train", "3d_fixed") == []
 
 
-@pytest.mark.parametrize("configurations, message", [
-    ({"a": {"inherits_from": "b"}, "b": {"inherits_from": "a"}}, "Circular inherits_from in the plans: a -> b -> a"),
-    ({"a": {"inherits_from": "missing"}}, "Configuration 'missing' (named by inherits_from of 'a') is not in"),
+@pytest.mark.parametrize("configurations, pattern", [
+    ({"a": {"inherits_from": "b"}, "b": {"inherits_from": "a"}},
+     r"Circular inherits_from in the plans \S+nnUNetPlans\.json: a -> b -> a\."),
+    ({"a": {"inherits_from": "missing"}}, r"Configuration 'missing' \(named by inherits_from of 'a'\) is not in"),
 ])
-def test_broken_inheritance_chains(tmp_path, plans_data, configurations, message):
+def test_broken_inheritance_chains(tmp_path, plans_data, configurations, pattern):
     plans_data["configurations"].update(configurations)
-    with pytest.raises(ConfigurationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigurationError, match=pattern):
         Plans.load(_write(tmp_path, plans_data)).checked_configuration("a", "train", 1)
+
+
+def test_a_network_class_that_cannot_be_found(tmp_path, plans_data):
+    """Finding the class imports torch, so the stage that builds the network says how (planning does not)."""
+    _config(plans_data)["architecture"]["network_class_name"] = "my_package.MyUNet"
+    assert _problems(tmp_path, plans_data, "train") == []  # no way to look it up given
+    path = _write(tmp_path, plans_data)
+    with pytest.raises(ConfigurationError) as raised:
+        Plans.load(path).checked_configuration("3d_fullres", "train", 1,
+                                               network_class_exists=lambda name: name != "my_package.MyUNet")
+    assert str(raised.value).splitlines()[0] == (
+        f"{path}: configuration '3d_fullres', key 'architecture.network_class_name' names 'my_package.MyUNet', "
+        f"which cannot be imported and is not a class of dynamic_network_architectures (e.g. "
+        f"'dynamic_network_architectures.architectures.unet.PlainConvUNet').")
 
 
 def test_a_trainer_with_its_own_network_does_not_need_the_architecture(tmp_path, plans_data):
