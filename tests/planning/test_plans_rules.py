@@ -229,3 +229,12 @@ def test_a_plans_file_that_is_not_an_object(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(ConfigurationError, match="a plans file must be a JSON object, got list"):
         Plans.load(path)
+
+
+def test_planning_documentation_lists_every_rule():
+    from nnunet.planning.plans_rules import CONFIGURATION_RULES, PLANS_RULES
+
+    text = (Path(__file__).parents[2] / "documentation" / "planning.md").read_text()
+    section = text[text.index("## Editing plans.json"):text.index("## Your own planner")]
+    missing = [rule.key for rule in PLANS_RULES + CONFIGURATION_RULES if f"`{rule.key}`" not in section]
+    assert not missing, f"documentation/planning.md does not describe {missing}"
