@@ -58,6 +58,30 @@ def test_full_disk_while_writing_probabilities(small_disk, large_input, capsys, 
     assert _left_on(small_disk) == ["out", "out/dataset.json", "out/plans.json", "out/predict_from_raw_data_args.json"]
 
 
+def test_full_disk_with_worker_pools_ends_cleanly_in_a_subprocess(small_disk, large_input, tmp_path):
+    """The command as a user runs it, with preprocessing and export workers: one line, and nothing from Python's
+    resource tracker at exit (leaked semaphores or shared memory) after the pools are stopped."""
+    import subprocess
+
+    from tests.reliability.conftest import command_env
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        os.symlink(large_input / "big_0000.nii.gz", folder / f"c{i}_0000.nii.gz")
+    out = small_disk / "out"
+    result = subprocess.run([sys.executable, "-c", "import sys; from nnunet.cli.predict import "
+                             "predict_from_modelfolder_main as m; sys.exit(m(sys.argv[1:]))",
+                             "-i", str(folder), "-o", str(out), *FAST, "-npp", "2", "-nps", "2",
+                             "--save_probabilities"], env=command_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    errors = [x for x in result.stderr.splitlines() if x.startswith("nnunet: error:")]
+    assert len(errors) == 1 and "ENOSPC" in errors[0], result.stderr
+    assert not any(word in result.stderr for word in ("Traceback", "leaked", "resource_tracker")), result.stderr
+    # nothing that looks like a result, nothing half-written, no temporary left by a stopped worker
+    assert _left_on(small_disk) == ["out", "out/dataset.json", "out/plans.json", "out/predict_from_raw_data_args.json"]
+
+
 def test_full_disk_while_writing_the_segmentation(small_disk, capsys):
     filler = small_disk / "filler"
     out = small_disk / "out"
