@@ -126,3 +126,24 @@ def test_a_bug_in_a_worker_is_one_line_and_debug_shows_its_traceback(monkeypatch
     err = capfd.readouterr().err
     assert ("Traceback" in err and "in __next__" in err) == (debug == "1"), err
     assert "Exception in background worker" not in err
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_broken_file_in_a_preprocessing_worker_is_one_line(tmp_path, processes):
+    """A label file that is not gzip data, read by a fingerprint/preprocessing worker (-np 2) or in the main
+    process (-np 1): the worker's own message naming the file, exit 1, nothing from the pool or the resource
+    tracker, no worker left."""
+    from nnunet.demo.synthetic import SyntheticSpec, make_dataset
+    from tests.reliability.conftest import make_dirs
+
+    dirs = make_dirs(tmp_path)
+    make_dataset(dirs["raw"], 932, "Broken", SyntheticSpec(num_cases=4, shape=(16, 16, 16), shape_jitter=0))
+    broken = dirs["raw"] / "Dataset932_Broken" / "labelsTr" / "case_002.nii.gz"
+    broken.write_bytes(b"\x1f\x8b this is not gzip data" * 10)
+    result = subprocess.run([script("nnUNet_plan_and_preprocess"), "-d", "932", "-c", "3d_fullres", "-np",
+                             processes, "-npfp", processes, "--no_pbar"], env=command_env(dirs),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    line = _one_error_line(result.stderr)
+    assert "case_002" in line, line
+    assert not (dirs["preprocessed"] / "Dataset932_Broken" / "nnUNetPlans_3d_fullres").exists()
