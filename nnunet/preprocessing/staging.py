@@ -31,6 +31,7 @@ from nnunet.preprocessing.storage import (PARTIAL_PREFIX, PreprocessedDataError,
 from nnunet.utils.json import load_json, save_json
 
 STAGING_SUFFIX = ".staging"
+_CLEARING = ".clearing-"
 #: how long a part waits for another part that is clearing a stale staging folder
 _CLEARING_TIMEOUT_S = 60.0
 
@@ -145,6 +146,11 @@ def _remove_leftovers(final: Path) -> None:
 
 
 def _ensure_staging(final: Path, signature: dict[str, Any]) -> None:
+    """Make the staging folder this run's: reuse it if its signature is ours, else clear it and claim it.
+
+    Several parts may start at once. The signature is always created (exclusively) before the folder, so a
+    staging folder without a signature is a leftover, and a part never removes a folder that another part
+    has just claimed with the same signature."""
     sig_file, staging = signature_file(final), staging_folder(final)
     wanted = _canonical(signature)
     deadline = time.monotonic() + _CLEARING_TIMEOUT_S
@@ -153,11 +159,17 @@ def _ensure_staging(final: Path, signature: dict[str, Any]) -> None:
         if current == wanted:
             staging.mkdir(parents=True, exist_ok=True)
             return
-        if current is not None or staging.exists():
+        if current is not None:
             _clear_stale(sig_file, staging)
-        staging.mkdir(parents=True, exist_ok=True)
-        if _create_exclusively(sig_file, wanted):
-            return
+        elif not _being_cleared(sig_file):
+            if staging.exists():
+                # read again: a part that claimed the folder since our first look wrote its signature first
+                if _read_signature(sig_file) is None and not _being_cleared(sig_file):
+                    _trash(staging)
+            elif _create_exclusively(sig_file, wanted):
+                staging.mkdir(parents=True, exist_ok=True)
+                return
+            continue
         if time.monotonic() > deadline:
             raise NnunetError(f"Another preprocessing run with different plans is using {staging}. Wait for it to "
                               f"finish (or stop it), then run this command again.")
@@ -181,18 +193,38 @@ def _read_signature(path: Path) -> Any:
 
 def _clear_stale(sig_file: Path, staging: Path) -> None:
     """Remove a staging folder made for other plans or raw data. Renaming its signature away first lets only
-    one of several parts starting at once do the clearing."""
-    claim = sig_file.with_name(f".{sig_file.name}.clearing-{uuid.uuid4().hex}")
+    one of several parts starting at once do the clearing; the others wait while the claim file exists."""
+    claim = sig_file.with_name(f".{sig_file.name}{_CLEARING}{uuid.uuid4().hex}")
     try:
-        if sig_file.exists():
-            os.rename(sig_file, claim)
+        os.rename(sig_file, claim)
     except FileNotFoundError:
         return  # another part is clearing it
-    if staging.exists():
-        trash = staging.parent / f".{staging.name}.stale-{uuid.uuid4().hex}"
-        os.rename(staging, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+    _trash(staging)
     claim.unlink(missing_ok=True)
+
+
+def _being_cleared(sig_file: Path) -> bool:
+    """Whether another part is clearing the staging folder; a claim older than the clearing timeout is a
+    killed part's, and is removed."""
+    busy = False
+    for claim in sig_file.parent.glob(f".{sig_file.name}{_CLEARING}*"):
+        try:
+            if time.time() - claim.stat().st_mtime > _CLEARING_TIMEOUT_S:
+                claim.unlink(missing_ok=True)
+            else:
+                busy = True
+        except FileNotFoundError:
+            pass
+    return busy
+
+
+def _trash(staging: Path) -> None:
+    trash = staging.parent / f".{staging.name}.stale-{uuid.uuid4().hex}"
+    try:
+        os.rename(staging, trash)
+    except FileNotFoundError:
+        return  # another part removed it first
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _create_exclusively(path: Path, content: Any) -> bool:

@@ -383,3 +383,40 @@ def test_staging_claimed_by_another_part_while_this_one_checks_it_is_not_an_erro
     monkeypatch.setattr(staging, "scan_folder", other_part_claims_first)
     assert build.publish_if_complete(["case_000"]) is False
     assert not final.exists() and (tmp_path / ".claimed-by-the-other-part").is_dir()
+
+
+def test_a_part_that_looked_before_another_claimed_the_staging_folder_leaves_it_alone(tmp_path, monkeypatch):
+    """The race behind the other flaky shard failure: this part reads no signature, then the other part claims
+    the staging folder (signature, then folder) before this part looks at the folder. This part must join it,
+    not clear it as a leftover."""
+    from nnunet.preprocessing import staging
+
+    final = tmp_path / "nnUNetPlans_3d_fullres"
+    signature = {"configuration": "3d_fullres", "settings": {"spacing": [1, 1, 1]}}
+    real_read = staging._read_signature
+    calls = []
+
+    def stale_first_look(path):
+        calls.append(path)
+        if len(calls) == 1:  # our first look; the other part claims the folder right after it
+            staging._create_exclusively(staging.signature_file(final), staging._canonical(signature))
+            staging.staging_folder(final).mkdir()
+            (staging.staging_folder(final) / "case_000.b2nd").write_bytes(b"written by the other part")
+            return None
+        return real_read(path)
+
+    monkeypatch.setattr(staging, "_read_signature", stale_first_look)
+    staging._ensure_staging(final, signature)
+    assert (staging.staging_folder(final) / "case_000.b2nd").read_bytes() == b"written by the other part"
+    assert not list(tmp_path.glob(".*stale-*"))
+
+
+def test_a_leftover_staging_folder_without_signature_is_cleared(tmp_path):
+    from nnunet.preprocessing import staging
+
+    final = tmp_path / "nnUNetPlans_3d_fullres"
+    staging.staging_folder(final).mkdir()
+    (staging.staging_folder(final) / "case_000.b2nd").write_bytes(b"from a run killed while clearing")
+    staging._ensure_staging(final, {"configuration": "3d_fullres", "settings": {}})
+    assert list(staging.staging_folder(final).iterdir()) == []
+    assert staging.signature_file(final).is_file()
