@@ -51,7 +51,7 @@ def _add_common_args(parser: argparse.ArgumentParser, default_npp: int, default_
                         help="cuda, cpu or mps (default: cuda when this machine has it, else cpu)")
     parser.add_argument("-backend", default="torch", choices=BACKENDS,
                         help="what runs the network: torch (default, any device), or openvino / onnxruntime, "
-                             "faster on the CPU (optional packages: pip install 'nnunet[openvino]')")
+                             "faster on the CPU (optional packages: pip install 'nnunet-fast[openvino]')")
     parser.add_argument("--max_ram_gb", type=float, default=None,
                         help="memory one case may use; larger cases are predicted and exported in slabs "
                              "(default: 70%% of the memory available when the case starts)")

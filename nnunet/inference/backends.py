@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "openvino", "onnxruntime")
-_INSTALL = {"openvino": "pip install 'nnunet[openvino]' (the openvino package, about 60 MB)",
-            "onnxruntime": "pip install 'nnunet[onnxruntime]' (the onnxruntime package, about 20 MB)"}
+_INSTALL = {"openvino": "pip install 'nnunet-fast[openvino]' (the openvino package, about 60 MB)",
+            "onnxruntime": "pip install 'nnunet-fast[onnxruntime]' (the onnxruntime package, about 20 MB)"}
 
 
 class BackendError(ConfigurationError):

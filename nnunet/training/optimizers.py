@@ -4,7 +4,7 @@
 * ``"AdamW"``: torch's AdamW (``nnUNetTrainerAdam`` adds ``amsgrad=True``; Primus ``betas=(0.9, 0.98)``,
   ``fused=True``);
 * ``"Adam"``: torch's Adam with L2 weight decay (``nnUNetTrainerVanillaAdam``);
-* ``"Adan"``: Adan from the optional ``adan-pytorch`` package (``pip install "nnunet[adan]"``).
+* ``"Adan"``: Adan from the optional ``adan-pytorch`` package (``pip install "nnunet-fast[adan]"``).
 
 Every optimizer gets the trainer's ``initial_lr`` and ``weight_decay``.
 """
@@ -24,7 +24,7 @@ def _adan_class() -> type:
         from adan_pytorch import Adan
     except ImportError:
         raise ConfigurationError('This trainer uses the Adan optimizer from the optional package adan-pytorch, which '
-                                 'is not installed. Install it with: pip install "nnunet[adan]" (or pip install '
+                                 'is not installed. Install it with: pip install "nnunet-fast[adan]" (or pip install '
                                  'adan-pytorch).') from None
     return Adan
 

@@ -1,6 +1,6 @@
 """Optimizer and learning-rate variants (nnU-Net's ``variants/optimizer`` and ``variants/lr_schedule``).
 
-The Adan trainers need the optional package adan-pytorch (``pip install "nnunet[adan]"``); without it they stop
+The Adan trainers need the optional package adan-pytorch (``pip install "nnunet-fast[adan]"``); without it they stop
 with a message saying so when the optimizer is built.
 """
 from __future__ import annotations
