@@ -6,6 +6,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -28,10 +29,29 @@ def _start_worker(parent_pid: int) -> None:
     exit_with_parent(parent_pid)
 
 
+class _SpawnProcessIgnoringCtrlC(multiprocessing.context.SpawnProcess):
+    """Starts its interpreter with SIGINT ignored: a Ctrl-C while a worker is still importing (before
+    :func:`_start_worker` runs) would otherwise print a KeyboardInterrupt traceback from the worker. An ignored
+    signal stays ignored across exec, and Python then installs no KeyboardInterrupt handler of its own."""
+
+    def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+            return super().start()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            super().start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _SpawnContextIgnoringCtrlC(multiprocessing.context.SpawnContext):
+    Process = _SpawnProcessIgnoringCtrlC
+
+
 def spawn_pool(num_processes: int) -> ProcessPoolExecutor:
     """A spawn process pool whose workers leave Ctrl-C to this process (see :func:`stop_pool_now`) and end
     when this process ends, however it ends (see :mod:`nnunet.utils.lifeline`)."""
-    return ProcessPoolExecutor(max_workers=num_processes, mp_context=multiprocessing.get_context("spawn"),
+    return ProcessPoolExecutor(max_workers=num_processes, mp_context=_SpawnContextIgnoringCtrlC(),
                                initializer=_start_worker, initargs=(os.getpid(),))
 
 

@@ -69,12 +69,13 @@ def wait_for_workers(process: subprocess.Popen, count: int, timeout: float) -> s
     return found
 
 
-def start(argv: list[str], env: dict[str, str], log_folder: Path) -> subprocess.Popen:
-    """Start a command with its output going to files (a pipe nobody reads could block it)."""
+def start(argv: list[str], env: dict[str, str], log_folder: Path, new_session: bool = False) -> subprocess.Popen:
+    """Start a command with its output going to files (a pipe nobody reads could block it). ``new_session``:
+    in its own process group, as a terminal's foreground job is (Ctrl-C signals the whole group)."""
     log_folder.mkdir(parents=True, exist_ok=True)
     out = open(log_folder / "stdout.txt", "w")
     err = open(log_folder / "stderr.txt", "w")
-    process = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)
+    process = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True, start_new_session=new_session)
     out.close()
     err.close()
     process.log_folder = log_folder

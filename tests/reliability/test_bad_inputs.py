@@ -99,7 +99,8 @@ def test_non_utf8_input_name_for_prediction_is_an_error_not_an_abort(tmp_path):
                              "--disable_progress_bar"], env=command_env(), capture_output=True, timeout=300)
     stderr = result.stderr.decode("utf-8", "backslashreplace")
     assert result.returncode == 1, stderr
-    assert "not valid UTF-8" in one_error_line(stderr)
+    line = one_error_line(stderr)
+    assert "not valid UTF-8" in line and "ts_sm\\xe4ll_0000.nii.gz" in line
 
 
 @pytest.mark.parametrize("typo", ["Dataset931_Tniy", "Dataset0931_Tiny", "Dataset932_Tiny"])

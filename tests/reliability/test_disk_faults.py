@@ -8,6 +8,7 @@ name, no temporary files.
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 import subprocess
 import zipfile
@@ -98,7 +99,7 @@ def test_training_stops_with_one_line_when_the_checkpoint_does_not_fit(tiny_prep
                              "-device", "cpu"], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr[-3000:]
     line = one_error_line(result.stderr)
-    assert "ENOSPC" in line and str(model / "fold_0") in line
+    assert "ENOSPC" in line and str(model / "fold_0" / "checkpoint_best.pth") in line
     assert not list(results.rglob("*.pth")) and not list(results.rglob(".nnunet_partial"))
 
 
@@ -160,7 +161,7 @@ def test_install_on_a_full_disk_installs_nothing(filesystems, tmp_path, monkeypa
     monkeypatch.setenv("nnUNet_results", str(results))
     rc = install_main([str(_model_zip(tmp_path))])
     line = one_error_line(capsys.readouterr().err)
-    assert rc == 1 and "ENOSPC" in line
+    assert rc == 1 and "ENOSPC" in line and "Nothing was installed" in line
     assert files_below(results) == ["Dataset251_InferTiny", "Dataset251_InferTiny/notes.txt"]
 
 
@@ -196,7 +197,8 @@ def test_plan_and_preprocess_into_a_read_only_preprocessed_folder(filesystems, t
                              "-npfp", "1", "--no_pbar"], env=command_env(dirs), capture_output=True, text=True,
                             timeout=300)
     line = one_error_line(result.stderr)
-    assert result.returncode == 1 and "EROFS" in line and str(dirs["preprocessed"]) in line
+    assert result.returncode == 1 and "EROFS" in line
+    assert str(dirs["preprocessed"] / "Dataset933_ReadOnly" / "dataset_fingerprint.json") in line
 
 
 def test_msd_conversion_on_a_full_disk_leaves_no_half_dataset(filesystems, tmp_path, monkeypatch, capsys):
@@ -210,4 +212,7 @@ def test_msd_conversion_on_a_full_disk_leaves_no_half_dataset(filesystems, tmp_p
     rc = convert_msd_main(["-i", str(task), "-np", "1", "--no_pbar"])
     line = one_error_line(capsys.readouterr().err)
     assert rc == 1 and ("ENOSPC" in line or errno.errorcode[errno.ENOSPC] in line)
+    # the file being written is named: the dataset is assembled in a hidden folder, then renamed into place
+    assert re.search(rf"{re.escape(str(raw))}/\.Dataset005_Tiny\.converting-\d+/(imagesTr|labelsTr)/tiny_\d+"
+                     rf"(_\d{{4}})?\.nii\.gz: ENOSPC", line), line
     assert files_below(raw) == []

@@ -129,8 +129,10 @@ def test_ctrl_c_during_training_names_what_can_be_continued(tiny, tmp_path):
 
     # a new training (no --c) interrupted in its first epoch: the old checkpoint is named as an earlier training's
     seen = {e["pid"] for e in events(record)}
+    older = (fold / "checkpoint_latest.pth").read_bytes()
     code, out = _interrupt(args, env, tmp_path / "c.log", _epoch_started(record, 0, seen), "epoch 0 again")
     assert code == 130 and "No epoch of this training finished" in out
+    assert (fold / "checkpoint_latest.pth").read_bytes() == older
     assert "checkpoint_latest.pth is from an earlier training; --c would continue that one" in out
 
 

@@ -54,7 +54,7 @@ def _nothing_trained(dirs) -> bool:
     (lambda c: c.pop("patch_size"), "key 'patch_size' is missing"),
     (lambda c: c.__setitem__("batch_size", 0), "key 'batch_size' must be a positive integer, got 0"),
     (lambda c: c.__setitem__("normalization_schemes", ["ZScoreNormalisation"]),
-     "key 'normalization_schemes'"),
+     "key 'normalization_schemes' must be a list of 1 normalization scheme names"),
     (lambda c: c["architecture"].__setitem__("network_class_name", "dynamic_network_architectures.NoSuchNet"),
      "key 'architecture.network_class_name' names 'dynamic_network_architectures.NoSuchNet', which cannot be "
      "imported"),
@@ -100,7 +100,8 @@ def test_an_inheritance_cycle_is_one_line(own_plans, capsys):
     _edit_plans(own_plans["plans"], edit)
     assert _train("a") == 1
     err = capsys.readouterr().err
-    assert "Traceback" not in err and str(own_plans["plans"]) in err and "inherits_from" in err, err
+    assert "Traceback" not in err and err.count("nnunet: error:") == 1, err
+    assert f"Circular inherits_from in the plans {own_plans['plans']}: a -> b -> a." in err, err
     assert _nothing_trained(own_plans)
 
 

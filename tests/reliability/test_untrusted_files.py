@@ -166,7 +166,7 @@ def test_pretrained_weights_refuses_a_poisoned_checkpoint(tiny_dirs, tmp_path, m
     line = _error(capsys)
     assert rc == 1 and not marker.exists()
     assert str(weights) in line and "posix.system" in line
-    assert not (_model_folder(tiny_dirs) / "checkpoint_final.pth").exists()
+    assert not list(tiny_dirs["results"].rglob("*.pth"))
 
 
 def _zip_with_checkpoint(tmp_path: Path, checkpoint: Path) -> Path:

@@ -128,6 +128,41 @@ def test_a_bug_in_a_worker_is_one_line_and_debug_shows_its_traceback(monkeypatch
     assert "Exception in background worker" not in err
 
 
+BUGGY_TRAINER = """
+from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
+
+from nnunet.training.variants.training_length import nnUNetTrainer_1epoch
+
+
+class RaisesInAWorker(BasicTransform):
+    def apply(self, data_dict, **params):
+        raise ValueError("boom in a custom transform")
+
+
+class nnUNetTrainerBuggyTransform(nnUNetTrainer_1epoch):
+    @classmethod
+    def get_training_transforms(cls, *args, **kwargs):
+        return RaisesInAWorker()
+"""
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_bug_in_a_trainer_transform_stops_nnunet_train_with_one_line(own_dirs, tmp_path, workers):
+    """The same bug in a user's trainer file, run as a command: exit 1, the one line, nothing else."""
+    (tmp_path / "trainers").mkdir()
+    (tmp_path / "trainers" / "buggy.py").write_text(BUGGY_TRAINER)
+    result = subprocess.run([script("nnUNet_train"), str(TINY_ID), "3d_fullres", "0", "-tr",
+                             "nnUNetTrainerBuggyTransform", "-device", "cpu"],
+                            env=command_env(own_dirs, nnUNet_n_proc_DA=str(workers),
+                                            nnUNet_extTrainer=str(tmp_path / "trainers")),
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-3000:]
+    line = _one_error_line(result.stderr)
+    what = "Loading or augmenting a batch failed" if workers == 0 else "An augmentation worker failed"
+    assert f"{what}: ValueError: boom in a custom transform. This is a bug" in line and "nnUNet_debug=1" in line
+    assert _no_checkpoint(own_dirs)
+
+
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_broken_file_in_a_preprocessing_worker_is_one_line(tmp_path, processes):
     """A label file that is not gzip data, read by a fingerprint/preprocessing worker (-np 2) or in the main

@@ -41,7 +41,12 @@ class InProcessLoader:
         return self
 
     def __next__(self):
-        return next(self.loader)
+        try:
+            return next(self.loader)
+        except (StopIteration, NnunetError):
+            raise
+        except Exception as e:  # a bug in the transforms: the same one line as from a worker
+            raise WorkerFailure.of(e).error(in_worker=False) from None
 
 
 #: set to 1 to see the traceback of a failed augmentation worker (the error itself is always one line)
@@ -62,15 +67,17 @@ class WorkerFailure:
     def of(cls, error: Exception) -> "WorkerFailure":
         return cls(str(error), isinstance(error, NnunetError), traceback.format_exc())
 
-    def error(self) -> NnunetError:
+    def error(self, in_worker: bool = True) -> NnunetError:
+        """The one-line error; ``in_worker=False`` for a batch augmented in the training process itself."""
+        who = "an augmentation worker" if in_worker else "the training process"
         if os.environ.get(DEBUG_VARIABLE, "0") not in ("", "0"):
-            print(f"Traceback of the augmentation worker (pid {os.getpid()} started it):\n{self.details}",
-                  file=sys.stderr, end="")
+            print(f"Traceback in {who} (pid {os.getpid()} reports it):\n{self.details}", file=sys.stderr, end="")
         if self.user_error:
             return NnunetError(self.message)
         last = self.details.strip().splitlines()[-1] if self.details.strip() else self.message
-        return NnunetError(f"An augmentation worker failed: {last}. This is a bug (of a custom trainer's "
-                           f"transforms, or ours); set {DEBUG_VARIABLE}=1 to see where it happened.")
+        what = "An augmentation worker failed" if in_worker else "Loading or augmenting a batch failed"
+        return NnunetError(f"{what}: {last}. This is a bug (of a custom trainer's transforms, or ours); set "
+                           f"{DEBUG_VARIABLE}=1 to see where it happened.")
 
 
 class EndsWithParent:
