@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -51,6 +52,12 @@ def _venv(path: Path, with_pip: bool = False) -> tuple[Path, Path]:
     return python, Path(purelib)
 
 
+def _source_copy(tmp_path: Path) -> Path:
+    """The namespace's source outside the repository: building it writes a build/ folder next to it."""
+    return Path(shutil.copytree(COMPAT, tmp_path / "src", ignore=shutil.ignore_patterns("build", "*.egg-info",
+                                                                                      "__pycache__")))
+
+
 def _plant_real_nnunetv2(site: Path) -> Path:
     """What `pip install nnunetv2==2.8.1` leaves that matters here: its metadata and its package."""
     dist_info = site / "nnunetv2-2.8.1.dist-info"
@@ -66,7 +73,7 @@ def _plant_real_nnunetv2(site: Path) -> Path:
 def test_installing_next_to_a_real_nnunetv2_is_refused_and_the_real_one_stays(tmp_path):
     python, site = _venv(tmp_path / "venv", with_pip=True)
     real = _plant_real_nnunetv2(site)
-    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(COMPAT)],
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(_source_copy(tmp_path))],
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert "Refusing to install nnunet-fast's nnunetv2 namespace: the real nnU-Net is installed here " \
@@ -81,7 +88,7 @@ def test_installing_next_to_a_real_nnunetv2_is_refused_and_the_real_one_stays(tm
 @pytest.mark.slow
 def test_a_clean_environment_gets_the_namespace_with_its_metadata(tmp_path):
     python, site = _venv(tmp_path / "venv", with_pip=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(COMPAT)], check=True,
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(_source_copy(tmp_path))], check=True,
                    capture_output=True)
     version = subprocess.run([str(python), "-c", "from importlib.metadata import version; print(version('nnunetv2'))"],
                              check=True, capture_output=True, text=True).stdout.strip()
