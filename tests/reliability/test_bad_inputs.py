@@ -116,6 +116,6 @@ def test_misspelled_dataset_name_says_it_does_not_exist(tiny_dirs, capsys, typo)
 def test_misspelled_dataset_name_creates_no_folder_when_planning(tiny_dirs, capsys):
     rc = plan_and_preprocess_main(["-d", "Dataset931_tiny", "-c", "3d_fullres", "-np", "1", "-npfp", "1"])
     line = one_error_line(capsys.readouterr().err)
-    assert rc == 1 and "Dataset931_tiny does not exist" in line
+    assert rc == 1 and "Dataset931_tiny does not exist" in line and f"Did you mean {TINY}?" in line
     assert not (tiny_dirs["preprocessed"] / "Dataset931_tiny").exists()
     assert str(TINY_ID) in line

@@ -193,14 +193,18 @@ def test_training_refuses_an_incompletely_preprocessed_folder(nnunet_dirs):
     folder = pre / CONFIG
     assert case_identifiers(folder) == [f"case_{i:03d}" for i in range(4)]
     (folder / "case_002.pkl").unlink()  # a case whose last file is missing: interrupted write
-    with pytest.raises(PreprocessedDataError, match="incompletely written cases \\(case_002\\)"):
+    with pytest.raises(PreprocessedDataError, match="incompletely written cases \\(case_002\\).* Re-run "
+                                                    "nnUNet_preprocess for this configuration"):
         case_identifiers(folder)
     for name in ("case_002.b2nd", "case_002_seg.b2nd"):  # the whole case gone: the marker still lists it
         (folder / name).unlink()
-    with pytest.raises(PreprocessedDataError, match="lacks cases its completion marker lists: case_002"):
+    with pytest.raises(PreprocessedDataError, match="lacks cases its completion marker lists: case_002.* Re-run "
+                                                    "nnUNet_preprocess"):
         case_identifiers(folder)
     marker_path(folder).unlink()  # a folder without marker (as nnU-Net writes it): compared with numTraining
-    with pytest.raises(PreprocessedDataError, match="holds 3 preprocessed cases, but dataset.json lists 4"):
+    with pytest.raises(PreprocessedDataError, match="holds 3 preprocessed cases, but dataset.json lists 4 "
+                                                    "training cases and there is no completion marker .*"
+                                                    "preprocessing did not finish"):
         case_identifiers(folder)
 
 
@@ -210,7 +214,8 @@ def test_training_refuses_data_made_with_other_plans(nnunet_dirs):
     plans = json.loads((pre / "nnUNetPlans.json").read_text())
     plans["configurations"]["3d_fullres"]["spacing"] = [2.0, 2.0, 2.0]
     (pre / "nnUNetPlans.json").write_text(json.dumps(plans))
-    with pytest.raises(PreprocessedDataError, match="other settings than the current plans \\(spacing changed"):
+    with pytest.raises(PreprocessedDataError, match="other settings than the current plans \\(spacing changed "
+                                                    "since\\).* Re-run nnUNet_preprocess"):
         case_identifiers(pre / CONFIG)
 
 
@@ -361,8 +366,12 @@ def test_shards_running_at_the_same_time_swap_in_exactly_once(nnunet_dirs):
 
 
 def test_a_bad_part_id_is_refused_before_any_work(nnunet_dirs, capsys):
+    _, pre = _planned(nnunet_dirs, 316, "BadPart")
+    before = sorted(p.name for p in pre.iterdir())
     assert preprocess_main(["-d", "316", "-num_parts", "2", "-part_id", "2", "--no_pbar"]) == 1
-    assert "-part_id must be in [0, -num_parts)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "-part_id must be in [0, -num_parts): got part_id=2, num_parts=2. Run parts 0 ... 1, one per node." in err
+    assert sorted(p.name for p in pre.iterdir()) == before  # no staging folder, nothing preprocessed
 
 
 

@@ -40,7 +40,8 @@ def test_empty_validation_split(nnunet_dirs):
     make_3d_dataset(nnunet_dirs["preprocessed"], shape=(16, 16, 16), patch=(16, 16, 16))
     splits = _split(nnunet_dirs, [f"case_{i:03d}" for i in range(5)], [])
     line = _one_error_line(_train(nnunet_dirs))
-    assert "Fold 0 has no validation cases" in line and str(splits) in line and "'val'" in line
+    assert f"Fold 0 has no validation cases ({splits}, 5 preprocessed cases). Put cases in its 'val' list" in line
+    assert line.endswith("or train fold 'all'."), line
     assert not list(_fold(nnunet_dirs).glob("*.pth")) and not (_fold(nnunet_dirs) / "validation").exists()
 
 def test_undeclared_label_names_the_case(nnunet_dirs):
