@@ -39,6 +39,8 @@ class Registry(Generic[T]):
         self._extra_folders_env = extra_folders_env
         self._entries: dict[str, T] = {}
         self._loaded = False
+        self._fallbacks: list[Callable[[str], T | None]] = []
+        self._in_fallback = False
 
     def register(self, obj: T | None = None, *, name: str | None = None) -> T | Callable[[T], T]:
         """Register ``obj`` under ``name`` (default: its ``__name__``). Usable as a bare decorator."""
@@ -69,8 +71,23 @@ class Registry(Generic[T]):
         self._load_defaults()
         return name in self._entries
 
-    def get(self, name: str) -> T:
-        """Return the entry called ``name``; raise a ConfigurationError with close matches if unknown."""
+    def add_fallback(self, lookup: Callable[[str], T | None]) -> Callable[[str], T | None]:
+        """Call ``lookup(name)`` for names that are neither registered, dotted paths nor in the extra folders.
+
+        ``lookup`` returns the object or None. Its result is not remembered, so it decides at every lookup
+        (the ``nnunetv2`` namespace uses this to call a ``recursive_find_python_class`` that programs may
+        replace). Adding the same function again does nothing.
+        """
+        if lookup not in self._fallbacks:
+            self._fallbacks.append(lookup)
+        return lookup
+
+    def remove_fallback(self, lookup: Callable[[str], T | None]) -> None:
+        if lookup in self._fallbacks:
+            self._fallbacks.remove(lookup)
+
+    def find(self, name: str) -> T | None:
+        """The entry called ``name`` (registered, dotted path or extra folders; no fallbacks), or None."""
         self._load_defaults()
         if name in self._entries:
             return self._entries[name]
@@ -78,8 +95,30 @@ class Registry(Generic[T]):
         if found is not None:
             self._check_base(name, found)
             self._entries[name] = found
+        return found
+
+    def get(self, name: str) -> T:
+        """Return the entry called ``name``; raise a ConfigurationError with close matches if unknown."""
+        found = self.find(name)
+        if found is None:
+            found = self._from_fallbacks(name)
+        if found is not None:
             return found
         raise ConfigurationError(self._unknown_message(name))
+
+    def _from_fallbacks(self, name: str):
+        if self._in_fallback:  # a fallback that looks the name up here again gets no second round of fallbacks
+            return None
+        self._in_fallback = True
+        try:
+            for lookup in list(self._fallbacks):
+                found = lookup(name)
+                if found is not None:
+                    self._check_base(name, found)
+                    return found
+        finally:
+            self._in_fallback = False
+        return None
 
     def _check_base(self, name: str, obj) -> None:
         if self._base_class is not None and not (inspect.isclass(obj) and issubclass(obj, self._base_class)):

@@ -103,9 +103,9 @@ def plan_file_cases(predictor: "nnUNetPredictor", source, output, save_probabili
     """Validate inputs and outputs of :meth:`nnUNetPredictor.predict_from_files`; drop finished cases."""
     ending = predictor.dataset_json["file_ending"]
     if isinstance(source, (str, os.PathLike)):
-        if isinstance(output, (str, os.PathLike)):
-            inputs.check_output_folder(source, output)
-        files = inputs.lists_from_folder(source, ending, predictor.expected_num_channels)
+        # the output folder may be the input folder (TotalSegmentator writes CASE.nii.gz next to CASE_0000.nii.gz)
+        holds_outputs = isinstance(output, (str, os.PathLike)) and inputs.same_folder(source, output)
+        files = inputs.lists_from_folder(source, ending, predictor.expected_num_channels, holds_outputs)
     else:
         files = inputs.check_list_of_lists(source, predictor.expected_num_channels, ending)
     identifiers = [inputs.case_identifier(f[0], ending) for f in files]

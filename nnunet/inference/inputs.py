@@ -33,10 +33,14 @@ def _warn_other_files(folder: Path, others: list[str], file_ending: str) -> None
                        len(others), folder, file_ending, shown)
 
 
-def lists_from_folder(folder: str | os.PathLike, file_ending: str, num_channels: int) -> list[list[str]]:
+def lists_from_folder(folder: str | os.PathLike, file_ending: str, num_channels: int,
+                      holds_outputs: bool = False) -> list[list[str]]:
     """One sorted list of channel files per case in ``folder``, checked against the model's channel count.
 
     Files that do not match ``{ID}_{XXXX}{file_ending}`` are skipped with a warning that names them.
+    ``holds_outputs``: the folder is also the output folder, so ``{ID}{file_ending}``, ``{ID}.npz`` and
+    ``{ID}.pkl`` of its cases are earlier predictions, skipped silently (``case_0001.nii.gz``, the prediction
+    of ``case_0001_0000.nii.gz``, would otherwise be taken for channel 1 of a case ``case``).
 
     Raises:
         DatasetError: the folder is missing or holds no ``{ID}_{XXXX}{file_ending}`` files, or a case misses
@@ -55,6 +59,8 @@ def lists_from_folder(folder: str | os.PathLike, file_ending: str, num_channels:
             cases.setdefault(m.group(1), {})[int(m.group(2))] = str(folder / name)
         else:
             others.append(name)
+    if holds_outputs:
+        others = _drop_predictions(cases, others, file_ending)
     if not cases:
         if not names:
             raise DatasetError(f"Input folder {folder} contains no images.")
@@ -77,6 +83,20 @@ def lists_from_folder(folder: str | os.PathLike, file_ending: str, num_channels:
     if problems:
         raise DatasetError(f"Invalid input folder {folder}: " + "; ".join(problems) + ".")
     return [[channels[c] for c in range(num_channels)] for _, channels in sorted(cases.items())]
+
+
+def _drop_predictions(cases: dict[str, dict[int, str]], others: list[str], file_ending: str) -> list[str]:
+    """Remove the files that are predictions of a listed case (from ``cases`` in place); the other files left."""
+    predictions = set()
+    for case in list(cases):
+        predictions.update(f"{case}{suffix}" for suffix in (file_ending, ".npz", ".pkl"))
+    for case, channels in list(cases.items()):
+        for c, path in list(channels.items()):
+            if os.path.basename(path) in predictions:
+                del channels[c]
+        if not channels:
+            del cases[case]
+    return [n for n in others if n not in predictions]
 
 
 def check_list_of_lists(list_of_lists: Sequence[Sequence[str | os.PathLike]], num_channels: int,
@@ -106,12 +126,16 @@ def case_identifier(first_channel_file: str, file_ending: str) -> str:
     return name[:-(len(file_ending) + 5)]
 
 
+def same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when the two paths name one folder (also through links)."""
+    a, b = Path(a), Path(b)
+    return a.resolve() == b.resolve() or (b.exists() and a.exists() and os.path.samefile(a, b))
+
+
 def check_output_folder(input_folder: str | os.PathLike, output_folder: str | os.PathLike) -> None:
-    """Refuse an output folder that is the input folder: segmentations named ``CASE.nii.gz`` between the
-    ``CASE_0000.nii.gz`` images would be taken for images (a case ``CASE`` with channel ``0000``...) later."""
-    a, b = Path(input_folder), Path(output_folder)
-    same = a.resolve() == b.resolve() or (b.exists() and a.exists() and os.path.samefile(a, b))
-    if same:
+    """Refuse an output folder that is the input folder (the commands do: predictions mixed with the images
+    are easy to delete or copy by mistake; the Python API allows it, see :func:`lists_from_folder`)."""
+    if same_folder(input_folder, output_folder):
         raise NnunetError(f"The output folder {output_folder} is the input folder: predictions would be mixed "
                           f"with the images. Choose another output folder (-o).")
 

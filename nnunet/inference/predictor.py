@@ -13,6 +13,13 @@ Runtime) and :mod:`~nnunet.inference.sliding_window`.
 
 With OpenVINO or ONNX Runtime and every fold's conversion cached, the predictor neither loads a checkpoint nor
 imports torch (:func:`~nnunet.inference.model_folder.load_cached_model`, :mod:`~nnunet.inference.numpy_window`).
+
+``use_cropped_logits_resampling`` (the ``predict_from_*`` methods) is accepted and changes nothing. In
+TotalSegmentator's patched nnU-Net it resamples each foreground class's logits only inside the bounding box of
+its low-resolution prediction, an approximation that saves memory on large images. Here the export resamples
+only the region nnU-Net cropped to (the input's nonzero bounding box), as nnU-Net does, and a case whose
+full-resolution logits would not fit ``max_ram_gb`` is predicted and exported in slabs; so memory stays bounded
+without the approximation, and the segmentation is that of nnU-Net's default export whatever the flag says.
 """
 from __future__ import annotations
 
@@ -130,14 +137,24 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         value = self._accumulation_dtype
         return np.dtype(np.float16) if value is None else np.dtype(str(value).replace("torch.", ""))
 
-    # reference-compatible names
+    # nnU-Net's names for ``plans`` and ``configuration``. Programs that build the predictor by hand (MONAI's
+    # bundles, custom trainers) assign them: a Plans or plans dict, a Configuration or configuration name, or an
+    # nnU-Net PlansManager / ConfigurationManager (their ``plans`` / ``configuration`` dicts are read).
     @property
     def plans_manager(self) -> Plans | None:
         return self.plans
 
+    @plans_manager.setter
+    def plans_manager(self, value: Any) -> None:
+        self.plans = as_plans(value)
+
     @property
     def configuration_manager(self) -> Configuration | None:
         return self.configuration
+
+    @configuration_manager.setter
+    def configuration_manager(self, value: Any) -> None:
+        self.configuration = as_configuration(value, self.plans)
 
     # ------------------------------------------------------------------------------------------- initialisation
 
@@ -161,17 +178,18 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.checkpoint_files, self._loaded_fold = model.checkpoint_files, 0  # loading put fold 0's weights in
         self.onnx_files = model.onnx_files
 
-    def manual_initialization(self, network: torch.nn.Module, plans: Plans | dict, configuration: Configuration | str,
-                              parameters: list[dict[str, Any]] | None, dataset_json: dict[str, Any],
-                              trainer_name: str, inference_allowed_mirroring_axes: Sequence[int] | None) -> None:
+    def manual_initialization(self, network: torch.nn.Module, plans_manager: Plans | dict,
+                              configuration_manager: Configuration | str, parameters: list[dict[str, Any]] | None,
+                              dataset_json: dict[str, Any], trainer_name: str,
+                              inference_allowed_mirroring_axes: Sequence[int] | None) -> None:
         """Use an existing network (e.g. the trainer's, for the final validation).
 
-        ``parameters=None`` predicts with the network's current weights.
+        ``plans_manager``: a Plans or plans dict (or an nnU-Net PlansManager); ``configuration_manager``: a
+        Configuration or configuration name (or an nnU-Net ConfigurationManager). ``parameters=None`` predicts
+        with the network's current weights.
         """
-        if isinstance(plans, dict):
-            plans = Plans(plans)
-        if isinstance(configuration, str):
-            configuration = plans.configuration(configuration)
+        plans = as_plans(plans_manager)
+        configuration = as_configuration(configuration_manager, plans)
         self.plans = plans
         self.configuration = configuration
         self.list_of_parameters = parameters
@@ -321,13 +339,18 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
 
     def predict_from_data_iterator(self, data_iterator: Iterable[dict[str, Any]], save_probabilities: bool = False,
                                    num_processes_segmentation_export: int = default_num_processes(),
+                                   use_cropped_logits_resampling: bool = False, *,
                                    total: int | None = None) -> list[Any]:
         """Predict every item ``{"data", "data_properties", "ofile"}`` of an iterator.
 
         Items with an ``ofile`` are written to ``ofile`` + file ending (+ ``.npz``/``.pkl``) and give None; items
         without one give the label map (or ``(label_map, probabilities)``). Exports run in
         ``num_processes_segmentation_export`` background processes (0: here, in order). A case whose
-        in-memory prediction would not fit ``max_ram_gb`` is predicted and exported here, in slabs.
+        in-memory prediction would not fit ``max_ram_gb`` is predicted and exported here, in slabs. ``total``:
+        the number of items, for the progress bar.
+
+        ``use_cropped_logits_resampling`` is accepted for programs written for TotalSegmentator's patched
+        nnU-Net and changes nothing (see the module docstring).
         """
         self._require_initialized()
         return cases.predict_items(self, data_iterator, save_probabilities, num_processes_segmentation_export, total)
@@ -338,13 +361,16 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
                            num_processes_preprocessing: int = default_num_processes(),
                            num_processes_segmentation_export: int = default_num_processes(),
                            folder_with_segs_from_prev_stage: str | os.PathLike | None = None, num_parts: int = 1,
-                           part_id: int = 0) -> list[Any]:
+                           part_id: int = 0, use_cropped_logits_resampling: bool = False) -> list[Any]:
         """Predict a folder (``CASE_XXXX{ending}`` files) or explicit per-case file lists.
 
         Everything is validated before anything is written. The output folder receives
-        ``predict_from_raw_data_args.json``, ``dataset.json`` and ``plans.json``. With ``overwrite=False``
-        cases whose outputs exist and can be read back are skipped (``--continue_prediction``). Cases are split
-        into ``num_parts`` parts; this call does part ``part_id``.
+        ``predict_from_raw_data_args.json``, ``dataset.json`` and ``plans.json``; it may be the input folder
+        (``CASE.nii.gz`` next to ``CASE_0000.nii.gz``, as TotalSegmentator predicts), and then earlier
+        predictions there are not taken for images. With ``overwrite=False`` cases whose outputs exist and can
+        be read back are skipped (``--continue_prediction``). Cases are split into ``num_parts`` parts; this
+        call does part ``part_id``. ``use_cropped_logits_resampling``: accepted, changes nothing
+        (see the module docstring).
         """
         self._require_initialized()
         call_args = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in locals().items()
@@ -364,22 +390,27 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             iterator = data_iterators.iterate_in_order(data_iterators.preprocess_files, jobs, todo.ofiles,
                                                        num_processes_preprocessing, handover)
             return self.predict_from_data_iterator(iterator, save_probabilities, num_processes_segmentation_export,
-                                                   total=len(jobs))
+                                                   use_cropped_logits_resampling, total=len(jobs))
 
     def predict_from_files_sequential(self, list_of_lists_or_source_folder,
-                                      output_folder_or_list_of_truncated_output_files, save_probabilities: bool = False, overwrite: bool = True,
-                                      folder_with_segs_from_prev_stage=None) -> list[Any]:
+                                      output_folder_or_list_of_truncated_output_files, save_probabilities: bool = False,
+                                      overwrite: bool = True, folder_with_segs_from_prev_stage=None,
+                                      use_cropped_logits_resampling: bool = False) -> list[Any]:
         """:meth:`predict_from_files` without background processes."""
         return self.predict_from_files(list_of_lists_or_source_folder, output_folder_or_list_of_truncated_output_files,
-                                       save_probabilities, overwrite, 0, 0, folder_with_segs_from_prev_stage)
+                                       save_probabilities, overwrite, 0, 0, folder_with_segs_from_prev_stage,
+                                       use_cropped_logits_resampling=use_cropped_logits_resampling)
 
     def predict_from_list_of_npy_arrays(self, image_or_list_of_images: np.ndarray | list[np.ndarray],
                                         segs_from_prev_stage_or_list_of_segs_from_prev_stage,
                                         properties_or_list_of_properties: dict | list[dict],
                                         truncated_ofname: str | list[str] | None, num_processes: int = 3,
                                         save_probabilities: bool = False,
-                                        num_processes_segmentation_export: int = default_num_processes()) -> list:
-        """Predict images already read (C, X, Y, Z) with their properties (``spacing`` at least)."""
+                                        num_processes_segmentation_export: int = default_num_processes(),
+                                        use_cropped_logits_resampling: bool = False) -> list:
+        """Predict images already read (C, X, Y, Z) with their properties (``spacing`` at least).
+
+        ``use_cropped_logits_resampling``: accepted, changes nothing (see the module docstring)."""
         self._require_initialized()
         images = image_or_list_of_images if isinstance(image_or_list_of_images, list) else [image_or_list_of_images]
         props = (properties_or_list_of_properties if isinstance(properties_or_list_of_properties, list)
@@ -402,7 +433,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
                                                    [str(n) if n is not None else None for n in names],
                                                    min(num_processes, len(jobs)))
         return self.predict_from_data_iterator(iterator, save_probabilities, num_processes_segmentation_export,
-                                               total=len(jobs))
+                                               use_cropped_logits_resampling, total=len(jobs))
 
     def predict_single_npy_array(self, input_image: np.ndarray, image_properties: dict[str, Any],
                                  segmentation_previous_stage: np.ndarray | None = None,
@@ -433,6 +464,41 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
                               f"{self.expected_num_channels}.")
         if "spacing" not in properties or len(properties["spacing"]) != 3:
             raise NnunetError(f"The properties of {what} need 'spacing' (3 values in array axis order).")
+
+
+def as_plans(value: Any) -> Any:
+    """A Plans from what a program assigns to ``plans_manager``; unknown objects are kept as they are."""
+    if value is None or isinstance(value, Plans):
+        return value
+    if isinstance(value, dict):
+        return Plans(value)
+    data = getattr(value, "plans", None)  # nnU-Net's PlansManager keeps the plans dict in .plans
+    return Plans(data) if isinstance(data, dict) else value
+
+
+def as_configuration(value: Any, plans: Plans | None) -> Any:
+    """A Configuration from what a program assigns to ``configuration_manager``; unknown objects (a
+    namespace with a ``patch_size``) are kept as they are."""
+    if value is None or isinstance(value, Configuration):
+        return value
+    if isinstance(value, str):
+        if not isinstance(plans, Plans):
+            raise NnunetError(f"configuration_manager = {value!r} names a configuration: assign plans_manager "
+                              f"first.")
+        return plans.configuration(value)
+    data = value if isinstance(value, dict) else getattr(value, "configuration", None)
+    if not isinstance(data, dict):
+        return value
+    return Configuration(_configuration_name(data, plans), data)
+
+
+def _configuration_name(data: dict[str, Any], plans: Plans | None) -> str:
+    """The name of the plans' configuration equal to ``data`` (a ConfigurationManager knows only its dict)."""
+    if isinstance(plans, Plans):
+        for name in plans.available_configurations:
+            if plans.configuration(name).data == data or plans.data["configurations"][name] == data:
+                return name
+    return str(data.get("data_identifier", "configuration"))
 
 
 def _torch_device(device):

@@ -126,7 +126,7 @@ def test_unwritable_model_folder_exports_to_a_temporary_folder(model_dir, monkey
 
 def test_missing_package_and_wrong_device_give_clear_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # import fails as if not installed
-    with pytest.raises(BackendError, match=r"pip install 'nnunet\[openvino\]'"):
+    with pytest.raises(BackendError, match=r"pip install 'nnunet-fast\[openvino\]'"):
         check_backend("openvino", "cpu")
     with pytest.raises(BackendError, match="runs on the CPU; use -device cpu"):
         check_backend("onnxruntime", "cuda")
