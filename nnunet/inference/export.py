@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nnunet.io.labels import LabelManager
+from nnunet.io.labels import LabelManager, sigmoid, softmax  # noqa: F401 (kept importable from here)
 from nnunet.io.readers import reader_class
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.utils.files import PARTIAL_FOLDER, publish  # noqa: F401 (PARTIAL_FOLDER: where files are written first)
@@ -66,27 +66,9 @@ def resample_logits(logits, properties: dict[str, Any], plans: Plans,
     return out
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """float32 logistic function (in place on a float32 copy)."""
-    out = np.negative(x, dtype=np.float32)
-    np.exp(out, out=out)
-    out += 1
-    np.reciprocal(out, out=out)
-    return out
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    """float32 softmax over axis 0, with the maximum subtracted first (no overflow)."""
-    out = np.array(x, dtype=np.float32)
-    out -= out.max(0, keepdims=True)
-    np.exp(out, out=out)
-    out /= out.sum(0, keepdims=True)
-    return out
-
-
 def apply_inference_nonlinearity(logits: np.ndarray, label_manager: LabelManager) -> np.ndarray:
     """Softmax over channels (labels) or per-channel sigmoid (regions), as float32."""
-    return sigmoid(logits) if label_manager.has_regions else softmax(logits)
+    return label_manager.apply_inference_nonlin(logits)
 
 
 def logits_to_label_map(logits: np.ndarray, label_manager: LabelManager) -> np.ndarray:
@@ -119,12 +101,8 @@ def uncrop_probabilities(probabilities: np.ndarray, properties: dict[str, Any],
                          label_manager: LabelManager) -> np.ndarray:
     """Place (heads, ...) probabilities into ``shape_before_cropping``; outside the crop background is 1 (labels)
     or everything is 0 (regions)."""
-    full = np.zeros((probabilities.shape[0], *[int(s) for s in properties["shape_before_cropping"]]),
-                    dtype=probabilities.dtype)
-    if not label_manager.has_regions:
-        full[0] = 1
-    full[(slice(None), *bbox_slicer(properties["bbox_used_for_cropping"]))] = probabilities
-    return full
+    return label_manager.revert_cropping_on_probabilities(probabilities, properties["bbox_used_for_cropping"],
+                                                          properties["shape_before_cropping"])
 
 
 def convert_predicted_logits_to_segmentation_with_correct_shape(

@@ -11,6 +11,29 @@ from nnunet.errors import DatasetError
 LabelValue = int | tuple[int, ...]
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """float32 logistic function (in place on a float32 copy)."""
+    out = np.negative(x, dtype=np.float32)
+    np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+    return out
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """float32 softmax over axis 0, with the maximum subtracted first (no overflow)."""
+    out = np.array(x, dtype=np.float32)
+    out -= out.max(0, keepdims=True)
+    np.exp(out, out=out)
+    out /= out.sum(0, keepdims=True)
+    return out
+
+
+def _is_tensor(x: Any) -> bool:
+    """A torch tensor, told without importing torch (this module is imported by torch-free code)."""
+    return type(x).__module__.startswith("torch")
+
+
 def _as_label_value(value: Any, name: str) -> LabelValue:
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value) or not value:
@@ -120,3 +143,49 @@ class LabelManager:
                 seg[probabilities[i] > 0.5] = lab
             return seg
         return probabilities.argmax(0).astype(np.uint16 if probabilities.shape[0] > 255 else np.uint8)
+
+    # ---- nnU-Net 2.8.1's LabelManager methods, for numpy arrays and torch tensors alike ----
+    @property
+    def inference_nonlin(self):
+        """The function from logits to per-class probabilities (sigmoid for regions, softmax over axis 0)."""
+        return self.apply_inference_nonlin
+
+    def apply_inference_nonlin(self, logits):
+        if _is_tensor(logits):
+            logits = logits.float()
+            return logits.sigmoid() if self.has_regions else logits.softmax(0)
+        return sigmoid(logits) if self.has_regions else softmax(logits)
+
+    def convert_probabilities_to_segmentation(self, predicted_probabilities):
+        """(C, ...) probabilities -> label map: argmax, or regions painted in ``regions_class_order``."""
+        if not _is_tensor(predicted_probabilities):
+            return self.to_label_map(np.asarray(predicted_probabilities))
+        if not self.has_regions:
+            return predicted_probabilities.argmax(0)
+        seg = predicted_probabilities.argmax(0).zero_()
+        for i, label in enumerate(self.regions_class_order):
+            seg[predicted_probabilities[i] > 0.5] = label
+        return seg
+
+    def convert_logits_to_segmentation(self, predicted_logits):
+        return self.convert_probabilities_to_segmentation(self.apply_inference_nonlin(predicted_logits))
+
+    def revert_cropping_on_probabilities(self, predicted_probabilities, bbox, original_shape):
+        """Place cropped (C, ...) probabilities at ``bbox`` in the original shape; outside it background is 1
+        (labels) or everything 0 (regions)."""
+        where = (slice(None), *(slice(int(lo), int(hi)) for lo, hi in bbox))
+        shape = (predicted_probabilities.shape[0], *[int(s) for s in original_shape])
+        if _is_tensor(predicted_probabilities):
+            full = predicted_probabilities.new_zeros(shape)
+        else:
+            full = np.zeros(shape, dtype=predicted_probabilities.dtype)
+        if not self.has_regions:
+            full[0] = 1
+        full[where] = predicted_probabilities
+        return full
+
+    @staticmethod
+    def filter_background(classes_or_regions: list) -> list:
+        """The entries that are not background (0, or a region made only of 0)."""
+        return [c for c in classes_or_regions
+                if not (c == 0 or (isinstance(c, (tuple, list)) and all(v == 0 for v in c)))]

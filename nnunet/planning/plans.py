@@ -209,6 +209,45 @@ class Configuration:
             return []
         return [nxt] if isinstance(nxt, str) else list(nxt)
 
+    # ---- nnU-Net 2.8.1's ConfigurationManager names (trainer files and the nnunetv2 namespace read them) ----
+    @property
+    def configuration(self) -> dict[str, Any]:
+        return self.data
+
+    @property
+    def network_arch_class_name(self) -> str:
+        return self.network_class_name
+
+    @property
+    def network_arch_init_kwargs(self) -> dict[str, Any]:
+        return self.arch_kwargs
+
+    @property
+    def network_arch_init_kwargs_req_import(self) -> list[str]:
+        return self.arch_kwargs_requiring_import
+
+    @property
+    def conv_kernel_sizes(self) -> list[list[int]]:
+        return self.arch_kwargs["kernel_sizes"]
+
+    @property
+    def preprocessor_class(self) -> type:
+        from nnunet.registry import PREPROCESSORS
+
+        return PREPROCESSORS.get(self.preprocessor_name)
+
+    @property
+    def resampling_fn_data(self):
+        return self.resampling_fn("data")
+
+    @property
+    def resampling_fn_seg(self):
+        return self.resampling_fn("seg")
+
+    @property
+    def resampling_fn_probabilities(self):
+        return self.resampling_fn("probabilities")
+
     def resampling_fn(self, kind: str):
         """The resampling function for ``kind`` in ``data``, ``seg`` or ``probabilities``, with its kwargs bound."""
         import functools
@@ -314,6 +353,40 @@ class Plans:
 
     def label_manager(self, dataset_json: dict[str, Any]) -> LabelManager:
         return LabelManager(dataset_json["labels"], dataset_json.get("regions_class_order"))
+
+    # ---- nnU-Net 2.8.1's PlansManager names (trainer files and the nnunetv2 namespace read them) ----
+    @property
+    def plans(self) -> dict[str, Any]:
+        return self.data
+
+    def get_configuration(self, configuration_name: str) -> Configuration:
+        return self.configuration(configuration_name)
+
+    def get_label_manager(self, dataset_json: dict[str, Any], **kwargs) -> LabelManager:
+        """``kwargs`` (2.8.1 passes them on to the label manager class) are accepted and unused."""
+        return self.label_manager(dataset_json)
+
+    @property
+    def label_manager_class(self) -> type:
+        return LabelManager
+
+    @property
+    def original_median_spacing_after_transp(self) -> list[float]:
+        return self.data["original_median_spacing_after_transp"]
+
+    @property
+    def original_median_shape_after_transp(self) -> list[float]:
+        return self.data["original_median_shape_after_transp"]
+
+    @property
+    def image_reader_writer_class(self) -> type:
+        from nnunet.registry import READERS
+
+        return READERS.get(self.image_reader_writer)
+
+    @property
+    def experiment_planner_name(self) -> str:
+        return self.data["experiment_planner_used"]
 
     @cached_property
     def num_input_channels_hint(self) -> int:

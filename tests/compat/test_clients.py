@@ -111,7 +111,9 @@ def _model_with_trainer_name(tmp_path, trainer_name: str):
     model = tmp_path / "model"
     shutil.copytree(MODEL, model)
     path = model / "fold_0" / "checkpoint_final.pth"
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    from nnunet.training.checkpoint import load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(path)  # as data, with the allow-list
     checkpoint["trainer_name"] = trainer_name
     torch.save(checkpoint, path)
     return model
