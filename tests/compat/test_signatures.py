@@ -59,3 +59,13 @@ def test_signature_matches_nnunet_2_8_1(key):
         assert _same_default(name, ref_default, our_default), f"{key}: {name}={our_default}, 2.8.1 {ref_default}"
     for name, kind, default in ours[len(reference):]:  # our additions: optional, never required
         assert default is not None or kind in ("VAR_POSITIONAL", "VAR_KEYWORD"), f"{key}: extra required {name}"
+
+
+@pytest.mark.parametrize("key", sorted(k for k in REFERENCE if "experiment_planners" in k))
+def test_a_planners_none_defaults_are_2_8_1s_values(key):
+    """``gpu_memory_target_in_gb=None`` / ``plans_name=None`` resolve to the class defaults 2.8.1 writes out."""
+    module_name, _, qualname = key.partition(":")
+    planner = getattr(importlib.import_module(module_name), qualname)
+    reference = {name: default for name, _, default in REFERENCE[key]}
+    assert repr(planner.default_gpu_memory_target_in_gb) == reference["gpu_memory_target_in_gb"]
+    assert repr(planner.default_plans_name) == reference["plans_name"]
