@@ -21,6 +21,18 @@ def _all_gather_with_grad(t: torch.Tensor) -> torch.Tensor:
     return torch.stack(dist_fn.all_gather(t))
 
 
+def onehot_target(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``y`` as a one-hot (or region) target of ``x``'s shape: a label map (B, 1, ...) or (B, ...) is scattered
+    into booleans; a target that already has ``x``'s shape is returned as it is."""
+    if x.ndim != y.ndim:
+        y = y.view((y.shape[0], 1, *y.shape[1:]))
+    if x.shape == y.shape:
+        return y
+    onehot = torch.zeros(x.shape, device=x.device, dtype=torch.bool)
+    onehot.scatter_(1, y.long(), 1)
+    return onehot
+
+
 class SoftDiceLoss(nn.Module):
     """Soft Dice on probabilities against a label map or one-hot/region target.
 
@@ -50,13 +62,7 @@ class SoftDiceLoss(nn.Module):
             x = self.apply_nonlin(x)
         axes = tuple(range(2, x.ndim))
         with torch.no_grad():
-            if x.ndim != y.ndim:
-                y = y.view((y.shape[0], 1, *y.shape[1:]))
-            if x.shape == y.shape:
-                y_onehot = y
-            else:
-                y_onehot = torch.zeros(x.shape, device=x.device, dtype=torch.bool)
-                y_onehot.scatter_(1, y.long(), 1)
+            y_onehot = onehot_target(x, y)
             if not self.do_bg:
                 y_onehot = y_onehot[:, 1:]
             sum_gt = y_onehot.sum(axes) if loss_mask is None else (y_onehot * loss_mask).sum(axes)

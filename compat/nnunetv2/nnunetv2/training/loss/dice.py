@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 
 from nnunet.training.loss.dice import SoftDiceLoss as _SoftDice
+from nnunet.training.loss.dice import onehot_target
 
 __all__ = ["MemoryEfficientSoftDiceLoss", "SoftDiceLoss", "get_tp_fp_fn_tn"]
 
@@ -35,13 +36,7 @@ def get_tp_fp_fn_tn(net_output: torch.Tensor, gt: torch.Tensor, axes=None, mask=
     if axes is None:
         axes = tuple(range(2, net_output.ndim))
     with torch.no_grad():
-        if net_output.ndim != gt.ndim:
-            gt = gt.view((gt.shape[0], 1, *gt.shape[1:]))
-        if net_output.shape == gt.shape:
-            onehot = gt
-        else:
-            onehot = torch.zeros(net_output.shape, device=net_output.device, dtype=torch.bool)
-            onehot.scatter_(1, gt.long(), 1)
+        onehot = onehot_target(net_output, gt)
     tp, fp = net_output * onehot, net_output * ~onehot.bool()
     fn, tn = (1 - net_output) * onehot, (1 - net_output) * ~onehot.bool()
     if mask is not None:
