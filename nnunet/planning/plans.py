@@ -388,6 +388,13 @@ class Plans:
     def experiment_planner_name(self) -> str:
         return self.data["experiment_planner_used"]
 
+    @property
+    def experiment_planner_class(self) -> type | None:
+        """The registered planner named by ``experiment_planner_name``; None when we have none of that name."""
+        from nnunet.registry import PLANNERS
+
+        return PLANNERS.find(self.experiment_planner_name)
+
     @cached_property
     def num_input_channels_hint(self) -> int:
         return len(self.foreground_intensity_properties_per_channel)

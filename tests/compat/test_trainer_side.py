@@ -197,7 +197,7 @@ values = dict(
     dataset_name=pm.dataset_name, plans_name=pm.plans_name, transpose_forward=list(pm.transpose_forward),
     available=list(pm.available_configurations), spacing=list(pm.original_median_spacing_after_transp),
     shape=list(pm.original_median_shape_after_transp), reader=pm.image_reader_writer_class.__name__,
-    planner=pm.experiment_planner_name, patch=list(cm.patch_size), batch=cm.batch_size,
+    planner=pm.experiment_planner_name, planner_class=pm.experiment_planner_class.__name__, patch=list(cm.patch_size), batch=cm.batch_size,
     arch=cm.network_arch_class_name, arch_kwargs=cm.network_arch_init_kwargs,
     req_import=list(cm.network_arch_init_kwargs_req_import), pool=cm.pool_op_kernel_sizes,
     preprocessor=cm.preprocessor_class.__name__, data_identifier=cm.data_identifier,
