@@ -197,7 +197,8 @@ values = dict(
     dataset_name=pm.dataset_name, plans_name=pm.plans_name, transpose_forward=list(pm.transpose_forward),
     available=list(pm.available_configurations), spacing=list(pm.original_median_spacing_after_transp),
     shape=list(pm.original_median_shape_after_transp), reader=pm.image_reader_writer_class.__name__,
-    planner=pm.experiment_planner_name, planner_class=pm.experiment_planner_class.__name__, patch=list(cm.patch_size), batch=cm.batch_size,
+    planner=pm.experiment_planner_name, planner_class=pm.experiment_planner_class.__name__,
+    patch=list(cm.patch_size), batch=cm.batch_size,
     arch=cm.network_arch_class_name, arch_kwargs=cm.network_arch_init_kwargs,
     req_import=list(cm.network_arch_init_kwargs_req_import), pool=cm.pool_op_kernel_sizes,
     preprocessor=cm.preprocessor_class.__name__, data_identifier=cm.data_identifier,
@@ -269,3 +270,33 @@ def test_run_training_names_as_2_8_1(tiny_dirs):
                                     device=torch.device("cpu"))
     assert type(trainer).__name__ == "nnUNetTrainer_5epochs" and trainer.fold == 0
     assert trainer.plans_manager.get_configuration("3d_fullres").patch_size == trainer.configuration_manager.patch_size
+
+
+DATASET_CODE = '''
+import json, numpy as np
+from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
+folder = FOLDER
+cls = infer_dataset_class(folder)
+ids = sorted(cls.get_identifiers(folder))  # 2.8.1 lists them in directory order
+ds = cls(folder, ids[:3][::-1])
+data, seg, seg_prev, properties = ds[ds.identifiers[0]]
+values = dict(cls=cls.__name__, ids=ids, subset=list(ds.identifiers), shape=list(data.shape),
+              data_sum=round(float(np.asarray(data[:]).sum()), 3), seg=np.unique(np.asarray(seg[:])).tolist(),
+              prev=seg_prev is None, spacing=list(properties["spacing"]),
+              patch=[get_patch_size((64, 80, 96), r, r, r, (0.7, 1.4)).tolist() for r in ((-0.5, 0.5), 0.3)]
+              + [get_patch_size((40, 56), (-3.1, 3.1), 0, 0, (0.85, 1.25)).tolist()])
+print(json.dumps(values))
+'''
+
+
+def test_dataset_classes_and_initial_patch_size_as_2_8_1(tiny_preprocessed):
+    folder = str(tiny_preprocessed["preprocessed"] / TINY / "nnUNetPlans_3d_fullres")
+    namespace: dict = {"FOLDER": folder}
+    exec(DATASET_CODE.replace("print(json.dumps(values))", ""), namespace)
+    ours = json.loads(json.dumps(namespace["values"]))
+    assert ours["cls"] == "nnUNetDatasetBlosc2" and len(ours["ids"]) == 5
+    assert ours["subset"] == sorted(ours["ids"][:3]) and ours["prev"]
+    if not REF_PYTHON.is_file():
+        pytest.skip("reference nnU-Net venv not installed")
+    assert ours == _reference_value(f"FOLDER = {folder!r}\n" + DATASET_CODE)
