@@ -6,7 +6,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import threading
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -25,23 +24,26 @@ def _start_worker(parent_pid: int) -> None:
     on it (it stops the workers); a worker reacting too would print its own traceback. A worker whose parent
     dies (kill -9, SIGTERM, out of memory) ends within a second instead of staying alive as an orphan."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # started with SIGINT blocked (see _SpawnProcessIgnoringCtrlC)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     warnings.formatwarning = warning_line  # a worker's warnings look like the main process's: one line
     exit_with_parent(parent_pid)
 
 
 class _SpawnProcessIgnoringCtrlC(multiprocessing.context.SpawnProcess):
-    """Starts its interpreter with SIGINT ignored: a Ctrl-C while a worker is still importing (before
-    :func:`_start_worker` runs) would otherwise print a KeyboardInterrupt traceback from the worker. An ignored
-    signal stays ignored across exec, and Python then installs no KeyboardInterrupt handler of its own."""
+    """Starts its interpreter with SIGINT blocked: a Ctrl-C while a worker is still importing (before
+    :func:`_start_worker` ignores it) would otherwise print a KeyboardInterrupt traceback from the worker. The
+    signal mask is inherited across fork and exec; here it is blocked only for the moment of the start, so a
+    Ctrl-C then reaches this process as soon as the worker exists instead of being lost."""
 
     def start(self) -> None:
-        if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
             return super().start()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             super().start()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _SpawnContextIgnoringCtrlC(multiprocessing.context.SpawnContext):
