@@ -22,7 +22,8 @@ class MetricsLogger:
     split into ``key/class_1``, ``key/class_2``, ..., plus the run's configuration and summary values.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
+        # verbose: nnU-Net's argument, accepted; the trainer's log file reports the values
         self.my_fantastic_logging: dict[str, list] = {k: [] for k in LOGGED_KEYS}
         self.sinks: list[Any] = []
 
@@ -55,6 +56,11 @@ class MetricsLogger:
             ema = self.my_fantastic_logging["ema_fg_dice"]
             new = value if epoch == 0 or len(ema) < epoch else ema[epoch - 1] * 0.9 + 0.1 * value
             self.log("ema_fg_dice", new, epoch)
+
+    def get_value(self, key: str, step: int | None) -> Any:
+        """The value of ``key`` logged for epoch ``step``, or all of its values when ``step`` is None."""
+        values = self.my_fantastic_logging[key]
+        return values if step is None else values[step]
 
     def get_checkpoint(self) -> dict[str, list]:
         return self.my_fantastic_logging

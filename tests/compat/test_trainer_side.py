@@ -300,3 +300,207 @@ def test_dataset_classes_and_initial_patch_size_as_2_8_1(tiny_preprocessed):
     if not REF_PYTHON.is_file():
         pytest.skip("reference nnU-Net venv not installed")
     assert ours == _reference_value(f"FOLDER = {folder!r}\n" + DATASET_CODE)
+
+
+# ---------------------------------------------------------------------------------------------- further names
+NEW_NAMES = [
+    "nnunetv2.training.dataloading.data_loader:nnUNetDataLoader",
+    "nnunetv2.training.lr_scheduler.warmup:Lin_incr_LRScheduler",
+    "nnunetv2.training.lr_scheduler.warmup:Lin_incr_offset_LRScheduler",
+    "nnunetv2.training.lr_scheduler.warmup:PolyLRScheduler_offset",
+    "nnunetv2.training.lr_scheduler.warmup:CosineAnnealingLR_offset",
+    "nnunetv2.training.logging.nnunet_logger:MetaLogger",
+    "nnunetv2.training.logging.nnunet_logger:LocalLogger",
+    "nnunetv2.training.logging.nnunet_logger:get_cluster_job_id",
+    "nnunetv2.preprocessing.resampling.default_resampling:determine_do_sep_z_and_axis",
+    "nnunetv2.preprocessing.resampling.default_resampling:resample_data_or_seg_to_spacing",
+    "nnunetv2.preprocessing.resampling.default_resampling:resample_data_or_seg",
+    "nnunetv2.preprocessing.resampling.resample_torch:resample_torch_simple",
+    "nnunetv2.preprocessing.resampling.resample_torch:resample_torch_fornnunet",
+    "nnunetv2.preprocessing.resampling.no_resampling:no_resampling_hack",
+    "nnunetv2.preprocessing.resampling.utils:recursive_find_resampling_fn_by_name",
+    "nnunetv2.run.run_training:find_free_network_port",
+    "nnunetv2.run.run_training:setup_ddp",
+    "nnunetv2.run.run_training:cleanup_ddp",
+    "nnunetv2.utilities.ddp_allgather:print_if_rank0",
+    "nnunetv2.utilities.utils:get_identifiers_from_splitted_dataset_folder",
+    "nnunetv2.utilities.utils:create_paths_fn",
+    "nnunetv2.utilities.utils:create_lists_from_splitted_dataset_folder",
+    "nnunetv2.utilities.utils:get_filenames_of_train_images_and_targets",
+]
+DESCRIBE = '''
+import importlib, inspect, json
+out = {}
+for key in KEYS:
+    module_name, _, qualname = key.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    out[key] = [[p.name, p.kind.name, None if p.default is inspect.Parameter.empty else repr(p.default)]
+                for p in inspect.signature(obj).parameters.values()]
+print(json.dumps(out))
+'''
+
+
+def test_further_trainer_side_names_take_2_8_1s_parameters():
+    from tests.compat.test_signatures import _ours, _same_default
+
+    ours = {key: _ours(key) for key in NEW_NAMES}  # each importable here
+    if not REF_PYTHON.is_file():
+        pytest.skip("reference nnU-Net venv not installed: checked that the names import")
+    reference = _reference_value(f"KEYS = {NEW_NAMES!r}\n" + DESCRIBE)
+    for key in NEW_NAMES:
+        ref, our = reference[key], ours[key]
+        if key.endswith(":LocalLogger"):
+            our = our[:len(ref)]
+        assert [p[:2] for p in our[:len(ref)]] == [p[:2] for p in ref], f"{key}: ours {our}, 2.8.1 {ref}"
+        for (name, _, ref_default), (_, _, our_default) in zip(ref, our):
+            assert _same_default(name, ref_default, our_default) or (ref_default == "device(type='cpu')" and
+                                                                     our_default == "None"), (key, name)
+        assert all(p[2] is not None or p[1].startswith("VAR") for p in our[len(ref):]), key
+
+
+SCHEDULES = '''
+import json, torch
+from nnunetv2.training.lr_scheduler.warmup import *
+out = []
+for make in (lambda o: Lin_incr_LRScheduler(o, 0.01, 10), lambda o: Lin_incr_offset_LRScheduler(o, 0.01, 10, 3),
+             lambda o: PolyLRScheduler_offset(o, 0.01, 20, 5)):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    s = make(opt)
+    lrs = [opt.param_groups[0]["lr"]]
+    for i in range(8):
+        opt.step()
+        s.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    opt.step()
+    s.step(12)
+    lrs.append(opt.param_groups[0]["lr"])
+    out.append(lrs)
+print(json.dumps(out))
+'''
+
+
+def test_warmup_schedulers_give_2_8_1s_rates():
+    import math
+
+    from nnunetv2.training.lr_scheduler.warmup import CosineAnnealingLR_offset
+
+    namespace: dict = {}
+    exec(SCHEDULES.replace("print(json.dumps(out))", ""), namespace)
+    ours = namespace["out"]
+    assert ours[0][:3] == pytest.approx([0.001, 0.002, 0.003])  # linear warm-up from the first step
+    # 2.8.1's CosineAnnealingLR_offset cannot be built with torch >= 2.7 (it passes the removed `verbose` on):
+    # ours is checked against the closed form of torch's CosineAnnealingLR shifted by the offset
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    cosine = CosineAnnealingLR_offset(opt, 20, 1e-4, offset=5)
+    lrs = [opt.param_groups[0]["lr"]] + [(opt.step(), cosine.step(), opt.param_groups[0]["lr"])[2] for _ in range(8)]
+    assert lrs == pytest.approx([1e-4 + (0.01 - 1e-4) * (1 + math.cos(math.pi * (s - 5) / 15)) / 2
+                                 for s in range(9)])
+    CosineAnnealingLR_offset(opt, 20, 0, last_epoch=7, offset=2)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01 * (1 + math.cos(math.pi * 6 / 18)) / 2)
+    if not REF_PYTHON.is_file():
+        pytest.skip("reference nnU-Net venv not installed")
+    np.testing.assert_allclose(ours, _reference_value(SCHEDULES), rtol=1e-7, atol=1e-12)
+
+
+RESAMPLING = '''
+import json, numpy as np, torch
+from nnunetv2.preprocessing.resampling.default_resampling import *
+from nnunetv2.preprocessing.resampling.resample_torch import resample_torch_simple
+from nnunetv2.preprocessing.resampling.utils import recursive_find_resampling_fn_by_name
+rng = np.random.default_rng(0)
+data = rng.normal(size=(1, 6, 7, 8)).astype(np.float32)
+seg = rng.integers(0, 3, (1, 6, 7, 8)).astype(np.int16)
+out = [determine_do_sep_z_and_axis(f, c, n) for f, c, n in (
+    (None, (3.5, 1, 1), (1, 1, 1)), (None, (1, 1, 1), (1, 4, 1)), (None, (1, 1, 1), (1, 1, 1)),
+    (True, (2, 1, 1), (1, 1, 1)), (True, (2, 2, 1), (1, 1, 1)), (False, (5, 1, 1), (1, 1, 1)))]
+out.append(resample_data_or_seg_to_spacing(data, (3.5, 1, 1), (1.5, 0.8, 1.2), order=3, force_separate_z=None).round(4))
+out.append(resample_data_or_seg_to_spacing(seg, (1, 1, 1), (0.6, 1.5, 1.0), is_seg=True, order=1))
+out.append(resample_data_or_seg(data, (9, 5, 10), axis=0, do_separate_z=True, order=3, order_z=0).round(4))
+out.append(resample_data_or_seg(seg, (4, 9, 10), is_seg=True, order=1, dtype_out=np.uint8))
+out.append(resample_torch_simple(data, (9, 5, 10)).round(4))
+out.append(resample_torch_simple(torch.from_numpy(seg), (4, 9, 10), is_seg=True).numpy())
+out.append([recursive_find_resampling_fn_by_name(n).__name__ for n in ("resample_data_or_seg_to_shape",
+                                                                        "resample_torch_fornnunet",
+                                                                        "no_resampling_hack")])
+print(json.dumps(out, default=lambda o: o.tolist()))
+'''
+
+
+def test_resampling_functions_by_their_2_8_1_paths_resample_alike():
+    namespace: dict = {}
+    exec(RESAMPLING.replace("print(json.dumps(out, default=lambda o: o.tolist()))", ""), namespace)
+    ours = json.loads(json.dumps(namespace["out"], default=lambda o: o.tolist()))
+    assert ours[:6] == [[True, 0], [True, 1], [False, None], [True, 0], [False, None], [False, None]]
+    assert np.asarray(ours[6]).shape == (1, 14, 9, 7) and np.asarray(ours[7]).shape == (1, 10, 5, 8)
+    assert set(np.unique(ours[7])) <= {0, 1, 2} and np.asarray(ours[8]).shape == (1, 9, 5, 10)
+    with pytest.raises(RuntimeError, match="no_such_fn"):
+        namespace["recursive_find_resampling_fn_by_name"]("no_such_fn")
+    if not REF_PYTHON.is_file():
+        pytest.skip("reference nnU-Net venv not installed")
+    reference = _reference_value(RESAMPLING)
+    assert ours[:6] == reference[:6] and ours[-1] == reference[-1]
+    for o, r in zip(ours[6:-1], reference[6:-1]):
+        o, r = np.asarray(o), np.asarray(r)
+        assert o.shape == r.shape
+        if o.dtype.kind == "f":
+            np.testing.assert_allclose(o, r, atol=2e-3)
+        else:
+            assert (o == r).mean() >= 0.99
+
+
+def test_raw_folder_listing_as_2_8_1(tiny_dirs):
+    code = f'''
+import json
+from nnunetv2.utilities.utils import *
+raw = {str(tiny_dirs["raw"] / TINY)!r}
+ids = get_identifiers_from_splitted_dataset_folder(raw + "/imagesTr", ".nii.gz")
+lists = create_lists_from_splitted_dataset_folder(raw + "/imagesTr", ".nii.gz", num_processes=1)
+print(json.dumps([list(ids), lists, get_filenames_of_train_images_and_targets(raw)]))
+'''
+    namespace: dict = {}
+    exec(code.replace("print(json.dumps(", "out = (("), namespace)
+    ours = json.loads(json.dumps(namespace["out"]))
+    assert len(ours[0]) == 5 and all(len(files) == 1 for files in ours[1])
+    assert ours[2][ours[0][0]]["images"] == ours[1][0]
+    if not REF_PYTHON.is_file():
+        pytest.skip("reference nnU-Net venv not installed")
+    assert ours == _reference_value(code)
+
+
+def test_data_loader_and_loggers_by_their_2_8_1_names(tiny_dirs):
+    from nnunet.training.data.loader import PatchLoader
+    from nnunet.training.logger import MetricsLogger
+    from nnunetv2.run.run_training import get_trainer_from_args
+    from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from nnunetv2.training.logging.nnunet_logger import LocalLogger, MetaLogger
+
+    trainer = get_trainer_from_args(str(TINY_ID), "3d_fullres", 0, device=torch.device("cpu"))
+    folder = tiny_dirs["preprocessed"] / TINY / trainer.configuration_manager.data_identifier
+    dataset = infer_dataset_class(str(folder))(str(folder))
+    patch = list(trainer.configuration_manager.patch_size)
+    loader = nnUNetDataLoader(dataset, 2, patch, patch, trainer.label_manager, oversample_foreground_percent=0.5)
+    batch = next(loader)
+    assert isinstance(loader, PatchLoader) and tuple(batch["data"].shape) == (2, 1, *patch)
+    assert tuple(batch["target"].shape) == (2, 1, *patch) and len(batch["keys"]) == 2
+    with pytest.raises(NotImplementedError, match="pad_sides"):
+        nnUNetDataLoader(dataset, 2, patch, patch, trainer.label_manager, pad_sides=[2, 2, 2])
+
+    assert isinstance(trainer.logger, LocalLogger)
+    meta = MetaLogger(str(tiny_dirs["results"]), False)
+    assert isinstance(meta, MetricsLogger) and meta.local_logger is meta and meta.loggers == []
+    for epoch, dice in enumerate((0.5, 0.7)):
+        meta.log("mean_fg_dice", dice, epoch)
+    assert meta.get_value("mean_fg_dice", step=1) == 0.7 and meta.get_value("ema_fg_dice", None) == [0.5, 0.52]
+
+
+def test_ddp_helpers_outside_ddp(capsys):
+    from nnunetv2.utilities.ddp_allgather import AllGatherGrad, print_if_rank0
+
+    t = torch.arange(3.0, requires_grad=True)
+    gathered = AllGatherGrad.apply(t)
+    assert gathered.shape == (1, 3) and gathered.requires_grad  # one process: its own tensor, gradients kept
+    print_if_rank0("rank", 0)
+    assert capsys.readouterr().out == "rank 0\n"

@@ -1,15 +1,31 @@
 """nnU-Net 2.8.1's ``nnunetv2.run.run_training`` on :mod:`nnunet.training.run`."""
 from __future__ import annotations
 
+import os
 from typing import Optional, Union
 
 import torch
 
 from nnunet.cli.train import train_main as _train_main
+from nnunet.training import ddp as _ddp
 from nnunet.training import run as _run
 from nnunetv2._entry import run_command as _run_command
 
-__all__ = ["get_trainer_from_args", "maybe_load_checkpoint", "run_training", "run_training_entry"]
+__all__ = ["cleanup_ddp", "find_free_network_port", "get_trainer_from_args", "maybe_load_checkpoint", "run_training",
+           "run_training_entry", "setup_ddp"]
+
+find_free_network_port = _run._free_port
+
+
+def setup_ddp(rank: int, world_size: int) -> None:
+    """Join the process group as ``rank`` of ``world_size`` (NCCL; GPU ``rank``), as 2.8.1's spawned workers do
+    (MASTER_ADDR/MASTER_PORT as set by the caller)."""
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size)})
+    _ddp.init_process_group(torch.device("cuda"))
+
+
+def cleanup_ddp() -> None:
+    _ddp.destroy_process_group()
 
 
 def get_trainer_from_args(dataset_name_or_id: Union[int, str], configuration: str, fold: int,
