@@ -25,6 +25,7 @@ from nnunet.inference.runners import find_cached_export
 from nnunet.io.dataset_json import load_dataset_json
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.planning.plans_rules import num_image_channels
+from nnunet.registry import TRAINERS
 
 if TYPE_CHECKING:
     import torch
@@ -90,11 +91,11 @@ def num_input_channels(plans: Plans, configuration: Configuration, dataset_json:
 
 def find_trainer_class(trainer_name: str, checkpoint: str | os.PathLike) -> type:
     """The trainer class called ``trainer_name`` (as ``nnUNet_train -tr`` finds it); one clear line if absent."""
-    from nnunet.registry import TRAINERS
-    from nnunet.training.run import trainer_class
-
     try:
-        return trainer_class(trainer_name)
+        trainer = TRAINERS.get(trainer_name)
+        if not (inspect.isclass(trainer) and hasattr(trainer, "build_network_architecture")):
+            raise ConfigurationError(f"{trainer_name!r} is not a trainer class")
+        return trainer
     except ConfigurationError:
         close = difflib.get_close_matches(trainer_name, TRAINERS.names(), n=3)
         hint = f" Similar trainers: {', '.join(close)}." if close else ""
@@ -151,7 +152,7 @@ def _check_folder(folder: Path, folds: list[int | str], checkpoint_name: str) ->
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    from nnunet.training.checkpoint import load_checkpoint_file
+    from nnunet.networks.checkpoint_files import load_checkpoint_file  # imports torch: only when a checkpoint is read
 
     try:
         checkpoint = load_checkpoint_file(path)
@@ -188,8 +189,8 @@ def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int |
             unreadable checkpoint, an unknown trainer, weights that do not fit the network.
     """
     plans, dataset_json, files = _read_folder(model_folder, use_folds, checkpoint_name)
+    from nnunet.networks.checkpoint_files import strip_module_prefixes
     from nnunet.networks.from_plans import network_class_exists
-    from nnunet.training.checkpoint import strip_module_prefixes
 
     parameters, first = [], None
     for path in files:

@@ -220,7 +220,7 @@ def _write_zip(plan: _ZipPlan, output_file: Path) -> None:
     """
     from tqdm import tqdm
 
-    from nnunet.training.checkpoint import verify_checkpoint_file
+    from nnunet.networks.checkpoint_files import verify_checkpoint_file
 
     for path in plan.files:
         if path.suffix == ".pth":

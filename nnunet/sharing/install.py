@@ -218,7 +218,7 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, tmp: Path, zip_file
 
 def _check_checkpoints(staged: list[tuple[Path, str]], zip_file) -> None:
     """Every ``.pth`` of the zip must load as data (see :func:`nnunet.training.checkpoint.load_checkpoint_file`)."""
-    from nnunet.training.checkpoint import verify_checkpoint_file
+    from nnunet.networks.checkpoint_files import verify_checkpoint_file
 
     for tmp, name in staged:
         if name.endswith(".pth"):

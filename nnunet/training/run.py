@@ -25,7 +25,7 @@ from nnunet.paths import results_root
 from nnunet.planning.plans import Plans
 from nnunet.planning.plans_rules import num_image_channels
 from nnunet.training import ddp
-from nnunet.training.checkpoint import load_checkpoint_file, strip_module_prefixes
+from nnunet.networks.checkpoint_files import load_checkpoint_file, strip_module_prefixes
 from nnunet.training.data.splits import SPLITS_FILE
 from nnunet.training.resume import checkpoint_to_continue, interrupt_note
 from nnunet.training.wandb_logger import wandb_enabled
