@@ -82,10 +82,6 @@ class Registry(Generic[T]):
             self._fallbacks.append(lookup)
         return lookup
 
-    def remove_fallback(self, lookup: Callable[[str], T | None]) -> None:
-        if lookup in self._fallbacks:
-            self._fallbacks.remove(lookup)
-
     def find(self, name: str) -> T | None:
         """The entry called ``name`` (registered, dotted path or extra folders; no fallbacks), or None."""
         self._load_defaults()

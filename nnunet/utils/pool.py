@@ -24,13 +24,13 @@ def _start_worker(parent_pid: int) -> None:
     on it (it stops the workers); a worker reacting too would print its own traceback. A worker whose parent
     dies (kill -9, SIGTERM, out of memory) ends within a second instead of staying alive as an orphan."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # started with SIGINT blocked (see _SpawnProcessIgnoringCtrlC)
+    if hasattr(signal, "pthread_sigmask"):  # started with SIGINT blocked (see _SpawnProcessBlockingCtrlC)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     warnings.formatwarning = warning_line  # a worker's warnings look like the main process's: one line
     exit_with_parent(parent_pid)
 
 
-class _SpawnProcessIgnoringCtrlC(multiprocessing.context.SpawnProcess):
+class _SpawnProcessBlockingCtrlC(multiprocessing.context.SpawnProcess):
     """Starts its interpreter with SIGINT blocked: a Ctrl-C while a worker is still importing (before
     :func:`_start_worker` ignores it) would otherwise print a KeyboardInterrupt traceback from the worker. The
     signal mask is inherited across fork and exec; here it is blocked only for the moment of the start, so a
@@ -46,14 +46,14 @@ class _SpawnProcessIgnoringCtrlC(multiprocessing.context.SpawnProcess):
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-class _SpawnContextIgnoringCtrlC(multiprocessing.context.SpawnContext):
-    Process = _SpawnProcessIgnoringCtrlC
+class _SpawnContextBlockingCtrlC(multiprocessing.context.SpawnContext):
+    Process = _SpawnProcessBlockingCtrlC
 
 
 def spawn_pool(num_processes: int) -> ProcessPoolExecutor:
     """A spawn process pool whose workers leave Ctrl-C to this process (see :func:`stop_pool_now`) and end
     when this process ends, however it ends (see :mod:`nnunet.utils.lifeline`)."""
-    return ProcessPoolExecutor(max_workers=num_processes, mp_context=_SpawnContextIgnoringCtrlC(),
+    return ProcessPoolExecutor(max_workers=num_processes, mp_context=_SpawnContextBlockingCtrlC(),
                                initializer=_start_worker, initargs=(os.getpid(),))
 
 
