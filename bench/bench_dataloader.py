@@ -27,7 +27,7 @@ _SNIPPET = """
 import json, os, sys, time
 import torch
 torch.set_num_threads(1)
-dataset, configuration, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
+dataset, configuration, batches, stages = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[5] == "1"
 if sys.argv[4] == "ref":
     from nnunetv2.run.run_training import get_trainer_from_args
 else:
@@ -35,16 +35,60 @@ else:
 trainer = get_trainer_from_args(dataset, configuration, 0, "nnUNetTrainer", "nnUNetPlans", device=torch.device("cpu"))
 trainer.initialize()
 train, _ = trainer.get_dataloaders()
+timings = {}
+
+
+class Timed:
+    # one stage of the per-sample pipeline, timed (process CPU time)
+    def __init__(self, name, inner):
+        self.name, self.inner = name, inner
+
+    def __call__(self, **data):
+        start = time.process_time()
+        out = self.inner(**data)
+        timings[self.name] = timings.get(self.name, 0.0) + time.process_time() - start
+        return out
+
+
+def stage_name(t):
+    inner = getattr(t, "transform", t)  # RandomTransform wraps the transform it applies
+    return type(inner).__name__
+
+
+if stages:
+    loader = getattr(train, "data_loader", None) or getattr(train, "loader")
+    pipeline = loader.transforms
+    # ComposeTransforms (bgv2) or our fused pipeline: both list their stages in .transforms
+    seen = {}
+    wrapped = []
+    for t in pipeline.transforms:
+        name = stage_name(t)
+        seen[name] = seen.get(name, 0) + 1
+        wrapped.append(Timed(name if seen[name] == 1 else f"{name}#{seen[name]}", t))
+    pipeline.transforms = wrapped
+    original = loader.generate_train_batch
+
+    def timed_batch():
+        start = time.process_time()
+        out = original()
+        timings["batch total"] = timings.get("batch total", 0.0) + time.process_time() - start
+        return out
+    loader.generate_train_batch = timed_batch
 for _ in range(5):
     batch = next(train)
+timings.clear()
 start, cpu = time.perf_counter(), time.process_time()
 for _ in range(batches):
     batch = next(train)
 wall = time.perf_counter() - start
 shape = tuple(batch["data"].shape)
+if stages:
+    transforms_ms = sum(v for k, v in timings.items() if k != "batch total")
+    timings["load, crop, collate"] = timings["batch total"] - transforms_ms
 print("RESULT", json.dumps({"ms_per_batch": 1000 * wall / batches,
                             "main_cpu_ms_per_batch": 1000 * (time.process_time() - cpu) / batches,
-                            "batch_shape": shape}))
+                            "batch_shape": shape,
+                            "stages_ms": {k: 1000 * v / batches for k, v in timings.items()}}))
 sys.stdout.flush()
 os._exit(0)  # the caller kills the process group (augmentation workers included)
 """
@@ -54,9 +98,11 @@ def run_side(python: Path, side: str, args: argparse.Namespace, workers: int) ->
     env = dict(os.environ, nnUNet_preprocessed=str(args.preprocessed), nnUNet_raw=str(args.preprocessed.parent / "raw"),
                nnUNet_results=str(args.preprocessed.parent / "results_dl"), nnUNet_n_proc_DA=str(workers),
                OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) if side == "ours" else "")
+    if side == "ours":
+        env.update(item.split("=", 1) for item in args.env)
     # own process group: background augmentation workers can outlive the script and would hold its stdout open
     proc = subprocess.Popen([str(python), "-c", _SNIPPET, str(args.dataset), args.configuration, str(args.batches),
-                             side], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             side, "1" if args.stages else "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     lines = []
     try:
@@ -73,6 +119,17 @@ def run_side(python: Path, side: str, args: argparse.Namespace, workers: int) ->
     raise SystemExit(f"{side} failed:\n{''.join(lines)[-2000:]}\n{proc.stderr.read()[-3000:]}")
 
 
+def print_stages(best: dict[str, dict]) -> None:
+    """Per-stage CPU ms per batch, side by side (stages either side lacks show as '-')."""
+    names: list[str] = []
+    for result in best.values():
+        names += [n for n in result["stages_ms"] if n not in names]
+    print(f"  {'stage':<44} {'reference':>10} {'ours':>10}")
+    for name in names:
+        cells = [best[side]["stages_ms"].get(name) for side in ("reference", "ours")]
+        print(f"  {name:<44} " + " ".join(f"{c:10.1f}" if c is not None else f"{'-':>10}" for c in cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref-venv", type=Path, default=Path("/work/ref/.venv-ref"))
@@ -82,8 +139,15 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--stages", action="store_true",
+                        help="also time each stage of the per-sample pipeline (CPU ms per batch; workers 0 only)")
+    parser.add_argument("--only", choices=["ours", "reference"], default=None)
+    parser.add_argument("--env", nargs="*", default=[], help="NAME=VALUE set for our side only (e.g. "
+                        "nnUNet_augmentation_pipeline=bgv2)")
     args = parser.parse_args()
     sides = {"reference": (args.ref_venv / "bin" / "python", "ref"), "ours": (Path(sys.executable), "ours")}
+    if args.only:
+        sides = {args.only: sides[args.only]}
     for workers in args.workers:
         best: dict[str, dict] = {}
         for _ in range(args.repeat):
@@ -94,9 +158,12 @@ def main() -> None:
                       flush=True)
                 if name not in best or result["ms_per_batch"] < best[name]["ms_per_batch"]:
                     best[name] = result
-        ratio = best["ours"]["ms_per_batch"] / best["reference"]["ms_per_batch"]
-        print(f"workers={workers}: reference {best['reference']['ms_per_batch']:.1f} ms/batch, ours "
-              f"{best['ours']['ms_per_batch']:.1f} ms/batch, ours/ref {ratio:.2f}x")
+        if len(best) == 2:
+            ratio = best["ours"]["ms_per_batch"] / best["reference"]["ms_per_batch"]
+            print(f"workers={workers}: reference {best['reference']['ms_per_batch']:.1f} ms/batch, ours "
+                  f"{best['ours']['ms_per_batch']:.1f} ms/batch, ours/ref {ratio:.2f}x")
+        if args.stages and workers == 0:
+            print_stages({k: best.get(k, {"stages_ms": {}}) for k in ("reference", "ours")})
 
 
 if __name__ == "__main__":

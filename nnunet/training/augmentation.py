@@ -127,35 +127,22 @@ def get_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomSc
                             is_cascaded: bool = False, foreground_labels: Sequence[int] | None = None,
                             regions: Sequence | None = None, ignore_label: int | None = None, seg_order: int = 1,
                             cascade_p_per_label: float = 0.5) -> BasicTransform:
-    """The per-sample training pipeline of spec 8.6 (same arguments as nnU-Net's trainer method).
+    """The per-sample training pipeline of spec 8.6 (same arguments as nnU-Net's trainer method), made of
+    batchgeneratorsv2's transforms exactly as nnU-Net 2.8.1 composes them.
 
     ``seg_order`` 0 resamples the segmentation with nearest neighbour in the spatial transform (nnU-Net's
     ``DASegOrd0`` trainers, which also apply the cascade's morphology with ``cascade_p_per_label`` 1).
     """
     # batchgeneratorsv2 is imported here, not at the top: prediction imports the trainer classes (to build their
     # networks) and should not pay for the augmentation stack (pandas among it, seconds on a slow disk)
-    from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
-    from batchgeneratorsv2.transforms.intensity.contrast import ContrastTransform
-    from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform
-    from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
-    from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
-    from batchgeneratorsv2.transforms.spatial.low_resolution import SimulateLowResolutionTransform
-    from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
     from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
     from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
-    from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
     from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform, Convert3DTo2DTransform
-    from batchgeneratorsv2.transforms.utils.random import RandomTransform
-    from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
 
     transforms: list[BasicTransform] = []
     if do_dummy_2d_data_aug:
         transforms.append(Convert3DTo2DTransform())
-        spatial_patch = tuple(patch_size[1:])
-        low_res_ignore_axes: tuple[int, ...] | None = (0,)
-    else:
-        spatial_patch = tuple(patch_size)
-        low_res_ignore_axes = None
+    spatial_patch = tuple(patch_size[1:]) if do_dummy_2d_data_aug else tuple(patch_size)
     transforms.append(SpatialTransform(
         spatial_patch, patch_center_dist_from_border=0, random_crop=False, p_elastic_deform=0,
         p_rotation=0.2, rotation=rotation_for_DA, p_scaling=0.2, scaling=(0.7, 1.4),
@@ -163,7 +150,67 @@ def get_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomSc
         border_mode_seg="constant", padding_value_seg=-1))
     if do_dummy_2d_data_aug:
         transforms.append(Convert2DTo3DTransform())
-    transforms += [
+    transforms += after_spatial_transforms(deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
+                                           use_mask_for_norm, is_cascaded, foreground_labels, regions, ignore_label,
+                                           cascade_p_per_label)
+    return ComposeTransforms(transforms)
+
+
+def fused_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomScalar,  # noqa: N803
+                              deep_supervision_scales: Sequence | None, mirror_axes: Sequence[int] | None,
+                              do_dummy_2d_data_aug: bool, use_mask_for_norm: Sequence[bool] | None = None,
+                              is_cascaded: bool = False, foreground_labels: Sequence[int] | None = None,
+                              regions: Sequence | None = None, ignore_label: int | None = None, seg_order: int = 1,
+                              cascade_p_per_label: float = 0.5) -> "FusedTrainingTransforms":
+    """The same pipeline as :func:`get_training_transforms` (same arguments, probabilities, ranges and order),
+    with the spatial stage replaced by :class:`nnunet.training.fused_spatial.FusedSpatialTransform`: the loader
+    then crops only what the patch needs, and labels cost the same at any label count."""
+    from nnunet.training.fused_spatial import FusedSpatialTransform
+
+    spatial = FusedSpatialTransform(patch_size, rotation_for_DA, dummy_2d=do_dummy_2d_data_aug, seg_order=seg_order)
+    rest = after_spatial_transforms(deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug, use_mask_for_norm,
+                                    is_cascaded, foreground_labels, regions, ignore_label, cascade_p_per_label)
+    return FusedTrainingTransforms(spatial, rest)
+
+
+class FusedTrainingTransforms:
+    """A pipeline whose first stage decides which part of the loader's window it reads.
+
+    The loader calls :meth:`draw_spatial` with its window shape after choosing the window, crops the returned box
+    and passes the draw on as ``spatial=``. ``transforms`` lists the stages (the first is the spatial one).
+    """
+
+    def __init__(self, spatial, rest: Sequence):
+        self.spatial = spatial
+        self.transforms = [spatial, *rest]
+
+    def draw_spatial(self, window_shape: Sequence[int]):
+        return self.spatial.draw(window_shape)
+
+    def __call__(self, **data) -> dict:
+        for stage in self.transforms:
+            data = stage(**data)
+        return data
+
+
+def after_spatial_transforms(deep_supervision_scales: Sequence | None, mirror_axes: Sequence[int] | None,
+                             do_dummy_2d_data_aug: bool, use_mask_for_norm: Sequence[bool] | None,
+                             is_cascaded: bool, foreground_labels: Sequence[int] | None, regions: Sequence | None,
+                             ignore_label: int | None, cascade_p_per_label: float) -> list[BasicTransform]:
+    """Intensity transforms, mirroring, masking, label removal, cascade input and targets (spec 8.6 order)."""
+    from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
+    from batchgeneratorsv2.transforms.intensity.contrast import ContrastTransform
+    from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform
+    from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
+    from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
+    from batchgeneratorsv2.transforms.spatial.low_resolution import SimulateLowResolutionTransform
+    from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
+    from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
+    from batchgeneratorsv2.transforms.utils.random import RandomTransform
+    from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
+
+    low_res_ignore_axes = (0,) if do_dummy_2d_data_aug else None
+    transforms: list[BasicTransform] = [
         RandomTransform(GaussianNoiseTransform(noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True),
                         apply_probability=0.1),
         RandomTransform(GaussianBlurTransform(blur_sigma=(0.5, 1.0), synchronize_channels=False,
@@ -195,7 +242,7 @@ def get_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomSc
     if is_cascaded:
         transforms += cascade_transforms(foreground_labels, augment=True, p_per_label=cascade_p_per_label)
     transforms += target_transforms(deep_supervision_scales, regions, ignore_label)
-    return ComposeTransforms(transforms)
+    return transforms
 
 
 def get_validation_transforms(deep_supervision_scales: Sequence | None, is_cascaded: bool = False,

@@ -31,7 +31,8 @@ from nnunet.planning.plans import Configuration, Plans
 from nnunet.registry import TRAINERS
 from nnunet.training import ddp
 from nnunet.training.augmentation import (LEGACY_SCALE_RANGE, configure_spatial_augmentation, deep_supervision_scales,
-                                          get_training_transforms, get_validation_transforms)
+                                          fused_training_transforms, get_training_transforms,
+                                          get_validation_transforms)
 from nnunet.training.data.dataset import PreprocessedDataset, case_identifiers
 from nnunet.training.data.loader import PatchLoader
 from nnunet.training.data.splits import SPLITS_FILE, train_val_keys
@@ -94,6 +95,11 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
     # ---- augmentation ----
     #: "default" (spec 8.6), "DA5" (:mod:`nnunet.training.augmentation_da5`) or "none" (validation transforms only)
     augmentation: str = "default"
+    #: how the "default" pipeline runs: "fused" (rotation, scaling and crop in one resampling, only the needed part
+    #: of the window read, labels voted at the interpolation corners; :mod:`nnunet.training.fused_spatial`) or
+    #: "bgv2" (batchgeneratorsv2's transforms exactly as nnU-Net 2.8.1, for parity studies). The environment
+    #: variable ``nnUNet_augmentation_pipeline`` overrides it.
+    augmentation_pipeline: str = "fused"
     #: interpolation order of the spatial transform: 1 linear, 0 nearest (the DASegOrd0 / DA5ord0 trainers)
     seg_interpolation_order: int = 1
     image_interpolation_order: int = 1
@@ -332,9 +338,18 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         if cls.augmentation != "default":
             raise ConfigurationError(f"Unknown augmentation {cls.augmentation!r} in {cls.__name__}; choose "
                                      f"'default', 'DA5' or 'none'.")
-        return get_training_transforms(patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
-                                       do_dummy_2d_data_aug, seg_order=cls.seg_interpolation_order,
-                                       cascade_p_per_label=cls.cascade_p_per_label, **common)
+        build = fused_training_transforms if cls.pipeline_choice() == "fused" else get_training_transforms
+        return build(patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
+                     seg_order=cls.seg_interpolation_order, cascade_p_per_label=cls.cascade_p_per_label, **common)
+
+    @classmethod
+    def pipeline_choice(cls) -> str:
+        """``nnUNet_augmentation_pipeline`` if set, else the class's ``augmentation_pipeline``."""
+        choice = os.environ.get("nnUNet_augmentation_pipeline") or cls.augmentation_pipeline
+        if choice not in ("fused", "bgv2"):
+            raise ConfigurationError(f"Unknown augmentation pipeline {choice!r} (nnUNet_augmentation_pipeline or "
+                                     f"{cls.__name__}.augmentation_pipeline); choose 'fused' or 'bgv2'.")
+        return choice
 
     get_validation_transforms = staticmethod(get_validation_transforms)
 

@@ -180,13 +180,26 @@ class PatchLoader:
         return [str(k) for k in np.random.choice(self.data.identifiers, self.batch_size, replace=True,
                                                  p=self.sampling_probabilities)]
 
-    def load_patch(self, identifier: str, force_fg: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Crop window of one case: image float32 (C, *patch), seg int16 (1 or 2, *patch), 2-D axis removed."""
+    def load_patch(self, identifier: str, force_fg: bool) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Crop window of one case: image float32 (C, *patch), seg int16 (1 or 2, *patch), 2-D axis removed, and
+        the extra arguments of the transforms.
+
+        A pipeline with ``draw_spatial`` (the fused one) draws its geometry once the window is chosen and names
+        the part of the window it reads: only that part is cropped (outside the case it is padded as the window
+        would be), and the draw goes to the transforms as ``spatial``.
+        """
         data, seg, seg_prev, properties = self.data.load_case(identifier)
         shape = data.shape[1:]
         corner = choose_patch_corner(shape, self.patch_size, self.need_to_pad, force_fg,
                                      properties.get("class_locations"), self.has_ignore, self.annotated_key)
-        bbox = [[c, c + p] for c, p in zip(corner, self.patch_size)]
+        box = [(0, p) for p in self.patch_size]
+        extra = {}
+        draw_spatial = getattr(self.transforms, "draw_spatial", None)
+        if draw_spatial is not None:
+            window = self.patch_size[1:] if self.patch_size_was_2d else self.patch_size
+            extra["spatial"] = draw_spatial(window)
+            box = box[:1] + list(extra["spatial"].box) if self.patch_size_was_2d else list(extra["spatial"].box)
+        bbox = [[c + lo, c + hi] for c, (lo, hi) in zip(corner, box)]
         image = torch.from_numpy(crop_and_pad(data, bbox, 0, np.float32))
         target = torch.from_numpy(crop_and_pad(seg, bbox, -1, np.int16))
         if seg_prev is not None:
@@ -194,16 +207,16 @@ class PatchLoader:
             target = torch.cat((target, prev[None]), dim=0)
         if self.patch_size_was_2d:
             image, target = image[:, 0], target[:, 0]
-        return image, target
+        return image, target, extra
 
     def generate_train_batch(self) -> dict[str, Any]:
         keys = self.select_cases()
         data_all = target_all = None
         with torch.no_grad():
             for j, key in enumerate(keys):
-                image, seg = self.load_patch(key, self.force_foreground(j))
+                image, seg, extra = self.load_patch(key, self.force_foreground(j))
                 if self.transforms is not None:
-                    out = self.transforms(image=image, segmentation=seg)
+                    out = self.transforms(image=image, segmentation=seg, **extra)
                     image, seg = out["image"], out["segmentation"]
                 if data_all is None:
                     data_all = torch.empty((self.batch_size, *image.shape), dtype=torch.float32)
