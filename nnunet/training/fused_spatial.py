@@ -161,13 +161,16 @@ def resample_labels(seg: torch.Tensor, points: list[torch.Tensor], pad_label: in
     codes = _cell_codes(padded, dim)
     offsets = [sum(bit * s for bit, s in zip(bits, strides)) for bits in product((0, 1), repeat=dim)]
     fractions = [(c - f).reshape(-1) for c, f in zip(clamped, corner)]
+    # grid_sample's nearest neighbour rounds the coordinate half to even: its corner bit per axis
+    nearest_bits = [(torch.round(c) - f).reshape(-1) for c, f in zip(clamped, corner)]
     results = []
     for b in range(padded.shape[0]):
         flat = padded[b].reshape(-1)
         out = codes[b].reshape(-1).take(index)
         mixed = (out == _MIXED).nonzero()[:, 0]
         if mixed.numel():
-            out[mixed] = _vote(flat, index[mixed], [f[mixed] for f in fractions], offsets)
+            out[mixed] = _vote(flat, index[mixed], [f[mixed] for f in fractions],
+                               [n[mixed] for n in nearest_bits], offsets)
         results.append(out)
     return torch.stack(results).reshape(*lead, *points[0].shape)
 
@@ -187,7 +190,8 @@ def _flat_index(corner: list[torch.Tensor], strides: Sequence[int], numel: int) 
     return index.reshape(-1)
 
 
-def _vote(flat: torch.Tensor, index: torch.Tensor, fractions: list[torch.Tensor], offsets: list[int]) -> torch.Tensor:
+def _vote(flat: torch.Tensor, index: torch.Tensor, fractions: list[torch.Tensor], nearest_bits: list[torch.Tensor],
+          offsets: list[int]) -> torch.Tensor:
     """The interpolated-indicator argmax at boundary voxels, from their 2^dim corner labels and weights."""
     dim = len(fractions)
     labels = torch.stack([flat.take(index + o) for o in offsets], 1)  # (M, 2^dim)
@@ -202,10 +206,9 @@ def _vote(flat: torch.Tensor, index: torch.Tensor, fractions: list[torch.Tensor]
     same = labels[:, :, None] == labels[:, None, :]
     scores = ((same * weights[:, None, :]).sum(-1) * _SCORE_SCALE).to(torch.float16)
     best = scores.max(1, keepdim=True).values
-    # grid_sample's nearest neighbour rounds each coordinate: the corner whose bits are round(fraction)
     nearest = torch.zeros_like(index)
-    for k, f in enumerate(fractions):
-        nearest += torch.round(f).to(torch.int64) << (dim - 1 - k)
+    for k, bit in enumerate(nearest_bits):
+        nearest += bit.to(torch.int64) << (dim - 1 - k)
     nearest_label = labels.gather(1, nearest[:, None])[:, 0]
     nearest_is_best = scores.gather(1, nearest[:, None])[:, 0] == best[:, 0]
     top = scores == best

@@ -111,13 +111,35 @@ def _spatial(trainer) -> dict:
             "inference_mirror_axes": None if axes is None else [int(a) for a in axes]}
 
 
+_SPATIAL_STAGES = ("SpatialTransform", "Convert3DTo2DTransform", "Convert2DTo3DTransform")
+
+
 def _transforms(trainer) -> tuple:
+    """The training pipeline as nnU-Net 2.8.1 composes it (``bgv2``), after checking that the default fused
+    pipeline is the same pipeline: the same stages after the spatial one, the same spatial parameters."""
     cm, lm = trainer.configuration_manager, trainer.label_manager
     ds = trainer._get_deep_supervision_scales()
     rotation, dummy, _, mirror = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-    train = trainer.get_training_transforms(cm.patch_size, rotation, ds, mirror, dummy,
-                                            use_mask_for_norm=cm.use_mask_for_norm, is_cascaded=False,
-                                            foreground_labels=lm.foreground_labels, regions=None, ignore_label=None)
+
+    def build():
+        return trainer.get_training_transforms(cm.patch_size, rotation, ds, mirror, dummy,
+                                               use_mask_for_norm=cm.use_mask_for_norm, is_cascaded=False,
+                                               foreground_labels=lm.foreground_labels, regions=None,
+                                               ignore_label=None)
+    fused = build()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("nnUNet_augmentation_pipeline", "bgv2")
+        train = build()
+    if hasattr(fused, "draw_spatial"):
+        stages = [describe_transform(t) for t in train.transforms]
+        assert [describe_transform(t) for t in fused.transforms[1:]] == [
+            d for d in stages if next(iter(d)) not in _SPATIAL_STAGES]
+        spatial = next(t for t in train.transforms if type(t).__name__ == "SpatialTransform")
+        for key in ("p_rotation", "rotation", "p_scaling", "scaling"):
+            assert getattr(fused.spatial, key) == getattr(spatial, key), key
+        assert fused.spatial.patch_size[-len(spatial.patch_size):] == tuple(spatial.patch_size)
+        assert fused.spatial.seg_order == (0 if spatial.mode_seg == "nearest" else 1)
+        assert spatial.p_synchronize_scaling_across_axes == 1 and spatial.p_elastic_deform == 0
     val = trainer.get_validation_transforms(ds, is_cascaded=False, foreground_labels=lm.foreground_labels,
                                             regions=None, ignore_label=None)
     return describe_transform(train), describe_transform(val)

@@ -82,12 +82,16 @@ def choose_patch_corner(data_shape: Sequence[int], patch_size: Sequence[int], ne
 
 def crop_and_pad(array: Any, bbox: Sequence[Sequence[int]], pad_value: float, dtype: np.dtype) -> np.ndarray:
     """Read ``array[..., bbox]`` (only the part inside the array is read, so blosc2 decompresses few chunks) and
-    pad the rest of the window with ``pad_value``. ``bbox`` covers the trailing axes, half-open."""
+    pad the rest of the window with ``pad_value``. ``bbox`` covers the trailing axes, half-open. The result is
+    always a new array: the augmentation writes into it."""
     lead = array.ndim - len(bbox)
     shape = array.shape[lead:]
     valid = [(max(0, lo), min(s, hi)) for (lo, hi), s in zip(bbox, shape)]
     slicer = (slice(None),) * lead + tuple(slice(lo, hi) for lo, hi in valid)
     cropped = np.asarray(array[slicer]).astype(dtype, copy=False)
+    if isinstance(array, np.ndarray) and np.shares_memory(cropped, array):
+        # a view of a numpy case (a read-only np.memmap of a legacy .npy): the transforms work in place
+        cropped = cropped.copy()
     pads = [(0, 0)] * lead + [(lo_v - lo, hi - hi_v) for (lo, hi), (lo_v, hi_v) in zip(bbox, valid)]
     if any(p != (0, 0) for p in pads):
         cropped = np.pad(cropped, pads, mode="constant", constant_values=pad_value)
