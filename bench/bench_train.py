@@ -130,12 +130,15 @@ def train_once(side: str, run: int, args, raw: Path, pre: Path) -> dict:
     ext = args.workdir / f"ext_{side}"
     ext.mkdir(exist_ok=True)
     (ext / "bench_short_trainer.py").write_text((_REF_TRAINER if side == "ref" else _OURS_TRAINER).format(**fmt))
+    pipeline = {"ours-bgv2": "bgv2", "ours": "fused"}.get(side)
     res_root = args.workdir / f"results_{side}_{run}"
     shutil.rmtree(res_root, ignore_errors=True)
     res_root.mkdir()
     env = dict(os.environ, nnUNet_raw=str(raw), nnUNet_preprocessed=str(pre), nnUNet_results=str(res_root),
                nnUNet_extTrainer=str(ext), nnUNet_n_proc_DA=args.n_proc_da, nnUNet_def_n_proc="2",
                PYTHONPATH=str(REPO))
+    if pipeline is not None:
+        env["nnUNet_augmentation_pipeline"] = pipeline
     if side == "ref":
         cmd = [str(args.ref_venv / "bin" / "nnUNetv2_train")]
     else:
@@ -184,9 +187,12 @@ def main() -> None:
     parser.add_argument("--n-proc-da", default="2")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_train"))
     parser.add_argument("--only", choices=["ours", "ref"], default=None)
+    parser.add_argument("--sides", nargs="+", choices=["ref", "ours", "ours-bgv2"], default=None,
+                        help="what to train, alternating (ours-bgv2: ours with nnU-Net 2.8.1's augmentation "
+                             "pipeline); default ref and ours")
     args = parser.parse_args()
     raw, pre = prepare(args)
-    sides = [s for s in ("ref", "ours") if args.only in (None, s)]
+    sides = args.sides or [s for s in ("ref", "ours") if args.only in (None, s)]
     results: dict[str, list[dict]] = {s: [] for s in sides}
     for run in range(args.runs):
         for side in sides:
