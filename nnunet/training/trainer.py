@@ -100,6 +100,10 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
     #: "bgv2" (batchgeneratorsv2's transforms exactly as nnU-Net 2.8.1, for parity studies). The environment
     #: variable ``nnUNet_augmentation_pipeline`` overrides it.
     augmentation_pipeline: str = "fused"
+    #: rotate, scale, alter intensities and build targets on the training device, the workers only load and crop
+    #: (:mod:`nnunet.training.data.device_augmentation`; needs the fused pipeline, not for the cascade). The
+    #: environment variable ``nnUNet_augment_on_device`` (1 / 0) overrides it.
+    augment_on_device: bool = False
     #: interpolation order of the spatial transform: 1 linear, 0 nearest (the DASegOrd0 / DA5ord0 trainers)
     seg_interpolation_order: int = 1
     image_interpolation_order: int = 1
@@ -397,11 +401,31 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
                              **common)
         return dl_tr, dl_val
 
+    def augments_on_device(self, transforms) -> bool:
+        """Whether the training batches are augmented on the device (see ``augment_on_device``)."""
+        value = os.environ.get("nnUNet_augment_on_device")
+        wanted = self.augment_on_device if value in (None, "") else value not in ("0", "false", "False")
+        if not wanted:
+            return False
+        if not hasattr(transforms, "draw_spatial") or self.is_cascaded:
+            self.print_to_log_file("INFO: augmentation stays in the workers: on-device augmentation needs the fused "
+                                   "pipeline and no cascade input.")
+            return False
+        return True
+
     def get_dataloaders(self):
         dl_tr, dl_val = self.get_plain_dataloaders()
         n = num_processes_for_augmentation()
         pin = self.device.type == "cuda"
+        on_device = self.augments_on_device(dl_tr.transforms)
+        device_transforms, dl_tr.transforms = (dl_tr.transforms, None) if on_device else (None, dl_tr.transforms)
         train = background_loader(dl_tr, n, max(6, n // 2), pin)
+        if on_device:
+            # imported here: it subclasses a batchgeneratorsv2 transform, which prediction never needs
+            from nnunet.training.data.device_augmentation import DeviceAugmentedLoader
+
+            self.print_to_log_file(f"Augmenting training batches on {self.device}; workers load and crop.")
+            train = DeviceAugmentedLoader(train, device_transforms, self.device)
         val = None
         try:
             val = background_loader(dl_val, max(1, n // 2) if n > 0 else 0, max(3, n // 4), pin)
