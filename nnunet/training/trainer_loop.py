@@ -24,6 +24,7 @@ from nnunet.training.checkpoint import (add_rng_states, capture_rng_state, gathe
 from nnunet.training.data.dataset import dataset_format, unpack_npz
 from nnunet.training.data.loader import check_label_values
 from nnunet.training.data.workers import finish_loader
+from nnunet.training.optimizers import load_optimizer_state
 from nnunet.training.pseudo_dice import dice_per_class, validation_counts
 from nnunet.training.validation import ValidationJob, run_final_validation
 
@@ -245,7 +246,7 @@ class TrainingLoop:
         self.inference_allowed_mirroring_axes = checkpoint.get("inference_allowed_mirroring_axes",
                                                                self.inference_allowed_mirroring_axes)
         unwrap(self.network).load_state_dict(strip_module_prefixes(checkpoint["network_weights"]))
-        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        load_optimizer_state(self.optimizer, checkpoint["optimizer_state"])
         if self.grad_scaler is not None and checkpoint.get("grad_scaler_state") is not None:
             self.grad_scaler.load_state_dict(checkpoint["grad_scaler_state"])
         restore_rng_state(rng_state_for_rank(checkpoint, self.local_rank))
