@@ -29,9 +29,12 @@ def tp_fp_fn(onehot_prediction: torch.Tensor, target: torch.Tensor, axes: tuple[
 
 
 def validation_counts(output: torch.Tensor, target: torch.Tensor,
-                      label_manager: LabelManager) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      label_manager: LabelManager) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """TP/FP/FN per foreground class (or region) of one batch: argmax one-hot (sigmoid > 0.5 for regions), ignore
-    label masked out, background dropped for label training."""
+    label masked out, background dropped for label training.
+
+    The counts stay on the network's device (int64): copying them to the host here would wait for the GPU once per
+    validation step; the epoch loop copies all steps' counts at once at the end of the epoch."""
     axes = (0,) + tuple(range(2, output.ndim))
     if label_manager.has_regions:
         onehot = (torch.sigmoid(output) > 0.5).long()
@@ -47,7 +50,7 @@ def validation_counts(output: torch.Tensor, target: torch.Tensor,
             last = target[:, -1:]
             mask = ~last.bool() if last.dtype == torch.bool else (1 - last).bool()
             target = target[:, :-1]
-    tp, fp, fn = (x.detach().cpu().numpy() for x in tp_fp_fn(onehot, target, axes, mask))
+    tp, fp, fn = tp_fp_fn(onehot, target, axes, mask)
     if not label_manager.has_regions:  # background is not a class of interest
         tp, fp, fn = tp[1:], fp[1:], fn[1:]
     return tp, fp, fn

@@ -38,6 +38,30 @@ def make_grad_scaler(device: torch.device):
     return scaler_class("cuda") if scaler_class is not None else torch.cuda.amp.GradScaler()
 
 
+def outputs_to_host(outputs: list[dict], keys: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
+    """``{key: [value of each step as numpy]}`` from the steps' outputs.
+
+    The steps leave their values on the device so that no step waits for the GPU; here all device tensors of one
+    dtype travel in one copy (the first copy waits for the queued steps, the others find nothing left to wait for).
+    Values that are numpy already (trainers written for nnU-Net 2.8.1 return them from their own steps) pass as
+    they are."""
+    host: dict[str, list] = {k: [None] * len(outputs) for k in keys}
+    on_device: dict[tuple, list] = {}
+    for i, output in enumerate(outputs):
+        for k in keys:
+            value = output[k]
+            if isinstance(value, torch.Tensor):
+                on_device.setdefault((value.device, value.dtype), []).append((k, i, value.detach()))
+            else:
+                host[k][i] = np.asarray(value)
+    for items in on_device.values():
+        flat = torch.cat([v.reshape(-1) for _, _, v in items]).cpu().numpy()
+        ends = np.cumsum([v.numel() for _, _, v in items])
+        for (k, i, v), end in zip(items, ends):
+            host[k][i] = flat[end - v.numel():end].reshape(tuple(v.shape))
+    return host
+
+
 class TrainingLoop:
     """Epoch loop, steps and checkpoints (see the module docstring); not used on its own."""
 
@@ -154,10 +178,10 @@ class TrainingLoop:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip_norm)
             self.optimizer.step()
-        return {"loss": loss.detach().cpu().numpy()}
+        return {"loss": loss.detach()}  # on the device: read once per epoch (on_train_epoch_end), not per step
 
     def on_train_epoch_end(self, train_outputs: list[dict]) -> None:
-        losses = [float(o["loss"]) for o in train_outputs]
+        losses = [float(v) for v in outputs_to_host(train_outputs, ("loss",))["loss"]]
         gathered = [x for part in ddp.gather_objects(losses) for x in part]
         self.logger.log("train_losses", float(np.mean(gathered)), self.current_epoch)
 
@@ -172,11 +196,12 @@ class TrainingLoop:
         if self.enable_deep_supervision:
             output, target = output[0], target[0]
         tp, fp, fn = validation_counts(output, target, self.label_manager)
-        return {"loss": loss.detach().cpu().numpy(), "tp_hard": tp, "fp_hard": fp, "fn_hard": fn}
+        return {"loss": loss.detach(), "tp_hard": tp, "fp_hard": fp, "fn_hard": fn}  # device tensors, as above
 
     def on_validation_epoch_end(self, val_outputs: list[dict]) -> None:
-        stats = {k: np.sum([o[k] for o in val_outputs], 0) for k in ("tp_hard", "fp_hard", "fn_hard")}
-        losses = [float(o["loss"]) for o in val_outputs]
+        host = outputs_to_host(val_outputs, ("loss", "tp_hard", "fp_hard", "fn_hard"))
+        stats = {k: np.sum(host[k], 0) for k in ("tp_hard", "fp_hard", "fn_hard")}
+        losses = [float(v) for v in host["loss"]]
         if self.is_ddp:
             parts = ddp.gather_objects((stats, losses))
             stats = {k: np.sum([p[0][k] for p in parts], 0) for k in stats}
