@@ -88,6 +88,13 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
     dice_smooth: float = 1e-5
     topk_percent: float = 10
     label_smoothing: float = 0.0
+    # ---- mixed precision and torch.compile (documentation/training.md, "AMP, bf16 and torch.compile") ----
+    #: autocast of the train and validation steps: "auto" (float16 with a GradScaler on CUDA, off elsewhere: nnU-Net
+    #: 2.8.1), "float16" (with a GradScaler, on any device), "bfloat16" (no scaler needed) or None (float32)
+    mixed_precision: str | None = "auto"
+    #: keyword arguments of torch.compile for the network and the Dice loss when compiling (e.g. {"backend":
+    #: "aot_eager"} or {"fullgraph": True}); whether to compile at all is nnUNet_compile's decision
+    compile_options: dict = {}
     # ---- network ----
     enable_deep_supervision: bool = True
     #: None keeps the plans' normalisation; "batch" builds the network with BatchNorm (nnUNetTrainerBN)
@@ -157,7 +164,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         self.inference_allowed_mirroring_axes: tuple[int, ...] | None = None
         self.network: nn.Module | None = None
         self.optimizer = self.lr_scheduler = self.loss = None
-        self.grad_scaler = make_grad_scaler(self.device)
+        self.grad_scaler = make_grad_scaler(self.device, self.autocast_dtype() == torch.float16)
         self.dataloader_train = self.dataloader_val = None
         self.was_initialized = False
         self.current_epoch = 0
@@ -215,7 +222,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
             self.label_manager.num_segmentation_heads, self.enable_deep_supervision).to(self.device)
         if self._do_i_compile():
             self.print_to_log_file("Using torch.compile...")
-            self.network = torch.compile(self.network)
+            self.network = torch.compile(self.network, **self.compile_options)
         self.optimizer, self.lr_scheduler = self.configure_optimizers()
         if self.is_ddp:
             self.network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.network)
@@ -238,6 +245,19 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         if channels is None:
             raise ConfigurationError("dataset.json has no 'channel_names'.")
         return len(channels) + (len(self.label_manager.foreground_labels) if self.is_cascaded else 0)
+
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype the train and validation steps autocast to on ``self.device`` (from ``mixed_precision``), None
+        for no autocast. A float16 choice also gives the trainer a GradScaler (float16 gradients underflow without
+        one; bfloat16 has float32's range)."""
+        choice = self.mixed_precision
+        if choice == "auto":
+            return torch.float16 if self.device.type == "cuda" else None
+        dtypes = {None: None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+        if choice not in dtypes:
+            raise ConfigurationError(f"Unknown mixed_precision {choice!r} in {type(self).__name__}; choose 'auto', "
+                                     f"'float16', 'bfloat16' or None.")
+        return dtypes[choice]
 
     def _do_i_compile(self) -> bool:
         requested = os.environ.get("nnUNet_compile")
@@ -290,7 +310,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
             smooth=self.dice_smooth, weight_ce=self.loss_weight_ce, weight_dice=self.loss_weight_dice,
             topk_percent=self.topk_percent, label_smoothing=self.label_smoothing)
         if self._do_i_compile() and hasattr(loss, "dc"):
-            loss.dc = torch.compile(loss.dc)
+            loss.dc = torch.compile(loss.dc, **self.compile_options)
         if self.enable_deep_supervision:
             n_outputs = len(self._get_deep_supervision_scales())
             last = 1e-6 if self.is_ddp and not self._do_i_compile() else 0.0

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nnunet.errors import ConfigurationError
 from nnunet.networks.from_plans import unwrap
 from nnunet.training import ddp, run_files
 from nnunet.training.checkpoint import (add_rng_states, capture_rng_state, gather_rng_states, load_checkpoint_file,
@@ -29,37 +30,22 @@ from nnunet.training.pseudo_dice import dice_per_class, validation_counts
 from nnunet.training.validation import ValidationJob, run_final_validation
 
 
-def make_grad_scaler(device: torch.device):
-    """A GradScaler on CUDA (None elsewhere); ``torch.amp.GradScaler`` needs torch >= 2.3, older torch has the
-    same class as ``torch.cuda.amp.GradScaler``."""
-    if device.type != "cuda":
+def make_grad_scaler(device: torch.device, enabled: bool | None = None):
+    """A GradScaler for ``device`` when ``enabled`` (default: on CUDA only, as nnU-Net), else None.
+
+    ``torch.amp.GradScaler(device_type)`` needs torch >= 2.3 (it also scales on the CPU); older torch has the CUDA
+    one only, as ``torch.cuda.amp.GradScaler``."""
+    if enabled is None:
+        enabled = device.type == "cuda"
+    if not enabled:
         return None
     scaler_class = getattr(torch.amp, "GradScaler", None)
-    return scaler_class("cuda") if scaler_class is not None else torch.cuda.amp.GradScaler()
-
-
-def outputs_to_host(outputs: list[dict], keys: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
-    """``{key: [value of each step as numpy]}`` from the steps' outputs.
-
-    The steps leave their values on the device so that no step waits for the GPU; here all device tensors of one
-    dtype travel in one copy (the first copy waits for the queued steps, the others find nothing left to wait for).
-    Values that are numpy already (trainers written for nnU-Net 2.8.1 return them from their own steps) pass as
-    they are."""
-    host: dict[str, list] = {k: [None] * len(outputs) for k in keys}
-    on_device: dict[tuple, list] = {}
-    for i, output in enumerate(outputs):
-        for k in keys:
-            value = output[k]
-            if isinstance(value, torch.Tensor):
-                on_device.setdefault((value.device, value.dtype), []).append((k, i, value.detach()))
-            else:
-                host[k][i] = np.asarray(value)
-    for items in on_device.values():
-        flat = torch.cat([v.reshape(-1) for _, _, v in items]).cpu().numpy()
-        ends = np.cumsum([v.numel() for _, _, v in items])
-        for (k, i, v), end in zip(items, ends):
-            host[k][i] = flat[end - v.numel():end].reshape(tuple(v.shape))
-    return host
+    if scaler_class is not None:
+        return scaler_class(device.type)
+    if device.type != "cuda":
+        raise ConfigurationError(f"Gradient scaling on {device.type} needs torch >= 2.3 (torch.amp.GradScaler); "
+                                 f"this is torch {torch.__version__}. Train without float16 autocast there.")
+    return torch.cuda.amp.GradScaler()
 
 
 class TrainingLoop:
@@ -151,9 +137,10 @@ class TrainingLoop:
         self.logger.log("lrs", lr, self.current_epoch)
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast(self.device.type, enabled=True)
-        return contextlib.nullcontext()
+        dtype = self.autocast_dtype()
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def _to_device(self, batch: dict) -> tuple[torch.Tensor, Any]:
         data = batch["data"].to(self.device, non_blocking=True)
