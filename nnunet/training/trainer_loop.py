@@ -269,7 +269,7 @@ class TrainingLoop:
         self.set_deep_supervision_enabled(False)
         self.network.eval()
         job = ValidationJob(
-            network=unwrap(self.network), plans=self.plans_manager, configuration=self.configuration_manager,
+            network=self.inference_network(), plans=self.plans_manager, configuration=self.configuration_manager,
             dataset_json=self.dataset_json, trainer_name=type(self).__name__,
             mirror_axes=self.inference_allowed_mirroring_axes, device=self.device, case_keys=self.do_split()[1],
             preprocessed_root=self.preprocessed_dataset_folder_base, fold_folder=self.output_folder,
@@ -282,6 +282,15 @@ class TrainingLoop:
             self.logger.log_summary("final_val/foreground_dice", summary["foreground_mean"]["Dice"])
         self.set_deep_supervision_enabled(True)
         return summary
+
+    def inference_network(self) -> torch.nn.Module:
+        """The network for the final validation: without the DDP wrapper (each rank predicts its own cases), but
+        compiled if training compiled it, as in nnU-Net 2.8.1 (the compiled module is reused; switching deep
+        supervision off and eval mode make torch.compile trace it once more)."""
+        network = self.network
+        if isinstance(network, torch.nn.parallel.DistributedDataParallel):
+            network = network.module
+        return network
 
     # ------------------------------------------------------------------ files beside the checkpoints
     def print_plans(self) -> None:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
+from nnunet.networks.from_plans import unwrap
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.training import ddp
 from nnunet.training.data.dataset import PreprocessedDataset, save_previous_stage_seg
@@ -103,10 +104,11 @@ def barrier_positions(num_cases: int, world_size: int, every: int) -> set[int]:
 
 
 def weights_fingerprint(network: torch.nn.Module, mirror_axes: Sequence[int] | None) -> str:
-    """Hash of the parameters and buffers (and the test-time mirroring), naming the weights that made an export."""
+    """Hash of the parameters and buffers (and the test-time mirroring), naming the weights that made an export.
+    Taken of the plain module, so that a compiled and an eager network with the same weights hash alike."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(repr(None if mirror_axes is None else tuple(int(a) for a in mirror_axes)).encode())
-    for key, tensor in network.state_dict().items():
+    for key, tensor in unwrap(network).state_dict().items():
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
