@@ -48,6 +48,30 @@ def make_grad_scaler(device: torch.device, enabled: bool | None = None):
     return torch.cuda.amp.GradScaler()
 
 
+def outputs_to_host(outputs: list[dict], keys: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
+    """``{key: [value of each step as numpy]}`` from the steps' outputs.
+
+    The steps leave their values on the device so that no step waits for the GPU; here all device tensors of one
+    dtype travel in one copy (the first copy waits for the queued steps, the others find nothing left to wait for).
+    Values that are numpy already (trainers written for nnU-Net 2.8.1 return them from their own steps) pass as
+    they are."""
+    host: dict[str, list] = {k: [None] * len(outputs) for k in keys}
+    on_device: dict[tuple, list] = {}
+    for i, output in enumerate(outputs):
+        for k in keys:
+            value = output[k]
+            if isinstance(value, torch.Tensor):
+                on_device.setdefault((value.device, value.dtype), []).append((k, i, value.detach()))
+            else:
+                host[k][i] = np.asarray(value)
+    for items in on_device.values():
+        flat = torch.cat([v.reshape(-1) for _, _, v in items]).cpu().numpy()
+        ends = np.cumsum([v.numel() for _, _, v in items])
+        for (k, i, v), end in zip(items, ends):
+            host[k][i] = flat[end - v.numel():end].reshape(tuple(v.shape))
+    return host
+
+
 class TrainingLoop:
     """Epoch loop, steps and checkpoints (see the module docstring); not used on its own."""
 
