@@ -19,8 +19,9 @@
 # Steps, in order of priority (a failing step is logged and recorded; the others still run):
 #   1 install the wheels, record versions, GPU and compiler
 #   2 MSD -> Dataset004_Hippocampus, plan + preprocess CFGS (ours); N_PRED training images as test set
-#   3 training, eager, ours and ref, 3d_fullres then 2d: ms/iteration with the real loader and with one batch
-#     reused (GPU-bound), data wait, peak GPU memory, loss curve; ours' 3d run saves the model of step 4
+#   3 training, eager, ours and ref, 3d_fullres then 2d: ms/iteration (N_ITERS steps, one synchronisation at the
+#     end) with the real loader and with one batch reused (GPU-bound), data wait, peak GPU memory, loss curve;
+#     ours' 3d run saves the model of step 4
 #   4 prediction with that model, ours and ref: N_PRED cases end to end; sliding window on one Hippocampus-sized
 #     case and on a 128x160x128 image, results on and off the device; voxel agreement ours vs ref
 #   5 ours with the augmentation on the device (nnUNet_augment_on_device=1; the reference has no such switch),

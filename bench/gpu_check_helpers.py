@@ -245,24 +245,34 @@ def train(impl: str, cfg: str, compile_: str, augdev: str, name: str) -> None:
     nxt = getattr(tr, "_next_batch", None)  # ours checks the label values there, every step
     get = (lambda: nxt(tr.dataloader_train)) if nxt else (lambda: next(tr.dataloader_train))
 
-    def timed(n: int, batch=None):
-        steps, waits, losses = [], [], []
+    def per_step(n: int) -> tuple[list[float], list[float]]:  # warm-up: each step on its own (compile time)
+        times, losses = [], []
+        for _ in range(n):
+            b = get()
+            t = time.perf_counter()
+            losses.append(float(tr.train_step(b)["loss"]))
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        return times, losses
+
+    def throughput(n: int, batch=None) -> tuple[float, list[float], list[float]]:
+        """Wall time of n steps with one synchronisation at the end (as training runs: ours leaves the loss on
+        the device, the reference reads it every step), the time spent waiting for batches, the losses."""
+        waits, losses = [], []
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
         for _ in range(n):
             t = time.perf_counter()
             b = batch if batch is not None else get()
-            t1 = time.perf_counter()
-            losses.append(float(tr.train_step(b)["loss"]))
-            torch.cuda.synchronize()
-            waits.append(t1 - t)
-            steps.append(time.perf_counter() - t1)
-        return steps, waits, losses
+            waits.append(time.perf_counter() - t)
+            losses.append(tr.train_step(b)["loss"])
+        torch.cuda.synchronize()
+        return time.perf_counter() - t0, waits, [float(x) for x in losses]
 
-    warm, _, warm_losses = timed(WARM)
+    warm, warm_losses = per_step(WARM)
     torch.cuda.reset_peak_memory_stats()
-    t = time.perf_counter()
-    steps, waits, losses = timed(ITERS)
-    loader_wall = time.perf_counter() - t
-    same, _, _ = timed(ITERS, next(tr.dataloader_train))
+    loader_wall, waits, losses = throughput(ITERS)
+    same_wall, _, _ = throughput(ITERS, next(tr.dataloader_train))
     res = {"impl": impl, "cfg": cfg, "compile": compile_ == "1", "augment_on_device_requested": augdev == "1",
            "network_class": type(tr.network).__name__,
            "compiled": type(tr.network).__name__ == "OptimizedModule" or hasattr(tr.network, "_orig_mod"),
@@ -271,12 +281,12 @@ def train(impl: str, cfg: str, compile_: str, augdev: str, name: str) -> None:
            "batch_size": tr.batch_size, "patch": list(tr.configuration_manager.patch_size),
            "iters": ITERS, "warm_iters": WARM, "device": str(tr.device), "shims": shims,
            "startup_s": round(start_s, 2), "first_iters_s": [round(x, 3) for x in warm],
-           "ms_it_loader": round(loader_wall / ITERS * 1e3, 2), "ms_it_loader_median": _median_ms(
-               [a + b for a, b in zip(steps, waits)]),
-           "ms_wait_loader_median": _median_ms(waits), "ms_step_loader_median": _median_ms(steps),
-           "ms_it_same_batch_median": _median_ms(same), **gpu_mb(),
-           "losses": [round(x, 4) for x in warm_losses + losses],
-           "grad_scale": tr.grad_scaler.get_scale() if tr.grad_scaler is not None else None}
+           "ms_it_loader": round(loader_wall / ITERS * 1e3, 2),
+           "ms_it_same_batch": round(same_wall / ITERS * 1e3, 2),
+           "ms_wait_loader_median": _median_ms(waits),
+           "wait_fraction_loader": round(sum(waits) / loader_wall, 3) if loader_wall > 0 else None,
+           **gpu_mb(), "losses": [round(x, 4) for x in warm_losses + losses],
+           "grad_scale": tr.grad_scaler.get_scale() if getattr(tr, "grad_scaler", None) is not None else None}
     if impl == "ours" and cfg == "3d_fullres" and compile_ == "0" and augdev == "0":  # the model of `predict`
         tr.save_checkpoint(str(Path(tr.output_folder) / "checkpoint_final.pth"))
         res["checkpoint"] = str(Path(tr.output_folder) / "checkpoint_final.pth")
@@ -381,9 +391,10 @@ def agreement(a: Path, b: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- merge
 
-TRAIN_KEYS = ("ms_it_loader", "ms_it_same_batch_median", "ms_wait_loader_median", "peak_alloc_mb", "startup_s",
-              "first_iters_s", "batch_size", "compiled", "augment_on_device_reported", "train_loader_class")
-RATIO_KEYS = ("ms_it_loader", "ms_it_same_batch_median", "peak_alloc_mb", "e2e_s", "one_case_ms", "big_ms",
+TRAIN_KEYS = ("ms_it_loader", "ms_it_same_batch", "ms_wait_loader_median", "wait_fraction_loader", "peak_alloc_mb",
+              "startup_s", "first_iters_s", "batch_size", "compiled", "augment_on_device_reported",
+              "train_loader_class")
+RATIO_KEYS = ("ms_it_loader", "ms_it_same_batch", "peak_alloc_mb", "e2e_s", "one_case_ms", "big_ms",
               "big_not_on_device_ms", "e2e_peak_alloc_mb", "one_case_peak_alloc_mb", "big_peak_alloc_mb")
 
 

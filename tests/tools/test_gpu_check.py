@@ -91,7 +91,7 @@ def test_gpu_check_mocked_end_to_end(tmp_path):
         assert part["compiled"] is False and part["device"] == "cpu"
         assert len(part["losses"]) == 1 + 2 and all(0 < x < 10 for x in part["losses"])
         assert part["batch_size"] >= 1 and len(part["patch"]) == 3
-        for key in ("ms_it_loader", "ms_it_same_batch_median", "peak_alloc_mb", "startup_s"):
+        for key in ("ms_it_loader", "ms_it_same_batch", "peak_alloc_mb", "startup_s"):
             assert _positive(row[key]), (name, key, row[key])
         assert 1 < row["ms_it_loader"] < 60_000
         assert row["peak_alloc_mb"] < 64_000
@@ -119,7 +119,7 @@ def test_gpu_check_mocked_end_to_end(tmp_path):
     assert table["slab_ours"]["agreement_with_in_ram"] == {"files": 2, "voxel_agreement": 1.0}
     if "ref" in impls:
         ratios = table["train_ours_3d_fullres_eager"]["ratio_to_ref"]
-        assert set(ratios) == {"ms_it_loader", "ms_it_same_batch_median", "peak_alloc_mb"}
+        assert set(ratios) == {"ms_it_loader", "ms_it_same_batch", "peak_alloc_mb"}
         assert all(0.01 < r < 100 for r in ratios.values())
         assert {"e2e_s", "one_case_ms", "big_ms"} <= set(table["predict_ours"]["ratio_to_ref"])
         assert table["agree_ours_vs_ref"]["files"] == 2
@@ -146,7 +146,7 @@ def test_merge_table_ratios(tmp_path, monkeypatch):
     helper = _load_helper(monkeypatch, out, work)
 
     def train_part(ms, same, mb):
-        return {"ms_it_loader": ms, "ms_it_same_batch_median": same, "peak_alloc_mb": mb, "startup_s": 3.0,
+        return {"ms_it_loader": ms, "ms_it_same_batch": same, "peak_alloc_mb": mb, "startup_s": 3.0,
                 "first_iters_s": [40.0, 0.1], "batch_size": 9, "compiled": True}
 
     helper.save("env", {"gpu": "NVIDIA H100", "torch": "2.11", "mock_cuda": False})
@@ -160,12 +160,12 @@ def test_merge_table_ratios(tmp_path, monkeypatch):
     (out / "parts" / "slab_ours.step.json").write_text('{"skipped": "budget (430 s used of 440)"}')
     helper.merge()
     table = json.loads((out / "gpu_check.json").read_text())["table"]
-    assert table["train_ours_2d_compile"]["ratio_to_ref"] == {"ms_it_loader": 0.5, "ms_it_same_batch_median": 0.8,
+    assert table["train_ours_2d_compile"]["ratio_to_ref"] == {"ms_it_loader": 0.5, "ms_it_same_batch": 0.8,
                                                               "peak_alloc_mb": 0.5}
     # on-device augmentation: against the reference's ordinary run and against ours in the workers
     assert table["train_ours_2d_compile_augdev"]["ratio_to_ref"]["ms_it_loader"] == 0.25
     assert table["train_ours_2d_compile_augdev"]["ratio_to_ours_in_workers"] == {
-        "ms_it_loader": 0.5, "ms_it_same_batch_median": 1.0, "peak_alloc_mb": 1.5}
+        "ms_it_loader": 0.5, "ms_it_same_batch": 1.0, "peak_alloc_mb": 1.5}
     assert table["predict_ours"]["ratio_to_ref"] == {"e2e_s": 0.5, "one_case_ms": 0.5, "big_ms": 1.0}
     assert table["predict_ours"]["big_not_on_device_ms"] is None
     assert "ratio_to_ref" not in table["train_ref_2d_compile"]
