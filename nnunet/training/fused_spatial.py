@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from batchgeneratorsv2.helpers.scalar_type import sample_scalar
+from batchgeneratorsv2.transforms.spatial.spatial import create_affine_matrix_2d, create_affine_matrix_3d
 from torch.nn.functional import grid_sample
 
 #: marks a sampling cell whose corners carry more than one label (segmentations are int16, labels far above it)
@@ -44,9 +46,6 @@ def draw_affine(dim: int, rotation, p_rotation: float, p_scaling: float, scaling
 
     The third coin is the elastic deformation's (never applied in nnU-Net's default pipeline, still drawn).
     """
-    from batchgeneratorsv2.helpers.scalar_type import sample_scalar
-    from batchgeneratorsv2.transforms.spatial.spatial import create_affine_matrix_2d, create_affine_matrix_3d
-
     do_rotation = np.random.uniform() < p_rotation
     do_scale = np.random.uniform() < p_scaling
     np.random.uniform()
@@ -115,27 +114,18 @@ def resample_image(image: torch.Tensor, points: list[torch.Tensor]) -> torch.Ten
 
 def _cell_codes(padded: torch.Tensor, dim: int) -> torch.Tensor:
     """Per voxel v of ``padded`` (B, *spatial): its label if the 2^dim cell from v to v + 1 carries one label,
-    else ``_MIXED``. Built axis by axis: a cell is uniform when its two halves are and they carry the same label."""
-    uniform = None
-    for axis in range(dim - 1, -1, -1):
-        a = padded.ndim - dim + axis
-        lo = [slice(None)] * padded.ndim
-        hi = [slice(None)] * padded.ndim
-        lo[a], hi[a] = slice(None, -1), slice(1, None)
-        if uniform is None:
-            uniform = padded[tuple(lo)] == padded[tuple(hi)]
-        else:
-            # the axes already folded in are one shorter: compare labels on that common range only
-            ref = [slice(None)] * padded.ndim
-            for done in range(axis + 1, dim):
-                ref[padded.ndim - dim + done] = slice(None, -1)
-            ref_lo, ref_hi = list(ref), list(ref)
-            ref_lo[a], ref_hi[a] = slice(None, -1), slice(1, None)
-            uniform = (uniform[tuple(lo)] & uniform[tuple(hi)]
-                       & (padded[tuple(ref_lo)] == padded[tuple(ref_hi)]))
+    else ``_MIXED``. Built axis by axis: a cell is uniform when its two halves along the axis are and their first
+    voxels carry the same label (``base`` is the volume cut to the cells built so far)."""
+    uniform, base = None, padded
+    for a in range(padded.ndim - 1, padded.ndim - dim - 1, -1):
+        lo = (slice(None),) * a + (slice(None, -1),)
+        hi = (slice(None),) * a + (slice(1, None),)
+        same = base[lo] == base[hi]
+        uniform = same if uniform is None else uniform[lo] & uniform[hi] & same
+        base = base[lo]
     codes = torch.full_like(padded, _MIXED)
     inner = (slice(None),) * (padded.ndim - dim) + (slice(None, -1),) * dim
-    codes[inner] = torch.where(uniform, padded[inner], torch.full_like(padded[inner], _MIXED))
+    codes[inner] = torch.where(uniform, base, _MIXED)
     return codes
 
 
@@ -160,17 +150,19 @@ def resample_labels(seg: torch.Tensor, points: list[torch.Tensor], pad_label: in
         return out.reshape(*lead, *points[0].shape)
     codes = _cell_codes(padded, dim)
     offsets = [sum(bit * s for bit, s in zip(bits, strides)) for bits in product((0, 1), repeat=dim)]
-    fractions = [(c - f).reshape(-1) for c, f in zip(clamped, corner)]
-    # grid_sample's nearest neighbour rounds the coordinate half to even: its corner bit per axis
-    nearest_bits = [(torch.round(c) - f).reshape(-1) for c, f in zip(clamped, corner)]
+    clamped = [c.reshape(-1) for c in clamped]
+    corner = [f.reshape(-1) for f in corner]
     results = []
     for b in range(padded.shape[0]):
-        flat = padded[b].reshape(-1)
         out = codes[b].reshape(-1).take(index)
         mixed = (out == _MIXED).nonzero()[:, 0]
-        if mixed.numel():
-            out[mixed] = _vote(flat, index[mixed], [f[mixed] for f in fractions],
-                               [n[mixed] for n in nearest_bits], offsets)
+        if mixed.numel():  # weights and nearest neighbours are needed at these few voxels only
+            at = [c[mixed] for c in clamped]
+            floor = [f[mixed] for f in corner]
+            fractions = [c - f for c, f in zip(at, floor)]
+            # grid_sample's nearest neighbour rounds the coordinate half to even: its corner bit per axis
+            nearest_bits = [torch.round(c) - f for c, f in zip(at, floor)]
+            out[mixed] = _vote(padded[b].reshape(-1), index[mixed], fractions, nearest_bits, offsets)
         results.append(out)
     return torch.stack(results).reshape(*lead, *points[0].shape)
 
