@@ -133,7 +133,7 @@ def _start_compiling(args: argparse.Namespace, model: str) -> None:
 def _run(args: argparse.Namespace, model: str, num_parts: int = 1, part_id: int = 0) -> int:
     _start_compiling(args, model)  # first: the imports below take a while (and load torch unless all is cached)
     from nnunet.inference.api import CITATION, predict_from_model_folder
-    from nnunet.inference.model_folder import parse_folds
+    from nnunet.models import parse_folds
 
     print(CITATION)
     try:

@@ -6,13 +6,13 @@ Typical use::
     predictor.initialize_from_trained_model_folder(model_folder, use_folds=(0, 1, 2, 3, 4))
     predictor.predict_from_files(input_folder, output_folder, save_probabilities=False)
 
-The pieces live in their own modules: :mod:`~nnunet.inference.model_folder` (checkpoints, the trainer's
+The pieces live in their own modules: :mod:`nnunet.models` (checkpoints, the trainer's
 network), :mod:`~nnunet.inference.inputs` (which cases, which outputs exist), :mod:`~nnunet.inference.cases`
 (one case: in memory or in slabs, then export), :mod:`~nnunet.inference.backends` (torch, OpenVINO, ONNX
 Runtime) and :mod:`~nnunet.inference.sliding_window`.
 
 With OpenVINO or ONNX Runtime and every fold's conversion cached, the predictor neither loads a checkpoint nor
-imports torch (:func:`~nnunet.inference.model_folder.load_cached_model`, :mod:`~nnunet.inference.numpy_window`).
+imports torch (:func:`~nnunet.inference.cached_model.load_cached_model`, :mod:`~nnunet.inference.numpy_window`).
 
 ``use_cropped_logits_resampling`` (the ``predict_from_*`` methods) is accepted and changes nothing. In
 TotalSegmentator's patched nnU-Net it resamples each foreground class's logits only inside the bounding box of
@@ -35,8 +35,8 @@ from nnunet.errors import NnunetError
 from nnunet.inference import cases, data_iterators, numpy_window
 from nnunet.inference.backends import check_backend, compile_folds, device_type, open_cached
 from nnunet.inference.inputs import case_identifier, check_list_of_lists, lists_from_folder  # noqa: F401
-from nnunet.inference.model_folder import (available_folds, load_cached_model, load_model_folder,  # noqa: F401
-                                           num_input_channels)
+from nnunet.inference.cached_model import load_cached_model
+from nnunet.models import available_folds, load_model_folder, num_input_channels  # noqa: F401
 from nnunet.inference.runners import prediction_threads
 from nnunet.inference.tiling import num_tiles
 from nnunet.planning.plans import Configuration, Plans
@@ -162,7 +162,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
                                              use_folds: Iterable[int | str] | int | str | None = None,
                                              checkpoint_name: str = "checkpoint_final.pth") -> None:
         """Load plans, dataset.json and the checkpoints of ``use_folds`` (None: all folds found); the network is
-        built by the trainer class named in the checkpoint (see :mod:`nnunet.inference.model_folder`).
+        built by the trainer class named in the checkpoint (see :mod:`nnunet.models`).
 
         Raises:
             ConfigurationError: missing files or folds (the message lists what the folder does contain), an

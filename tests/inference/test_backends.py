@@ -13,7 +13,7 @@ import torch
 
 from nnunet.inference import backends, runners
 from nnunet.inference.backends import CACHE_FOLDER, BackendError, check_backend
-from nnunet.inference.model_folder import load_cached_model
+from nnunet.inference.cached_model import load_cached_model
 from nnunet.utils.files import OutputError
 from tests.inference.conftest import CASES, IMAGES, make_predictor
 from tests.inference.test_predictor import _add_fold, _preprocessed

@@ -10,7 +10,7 @@ import SimpleITK as sitk
 import torch
 
 from nnunet.cli.predict import predict_main
-from nnunet.inference.model_folder import find_trainer_class, load_model_folder
+from nnunet.models import find_trainer_class, load_model_folder
 from nnunet.errors import ConfigurationError
 from tests.inference.conftest import IMAGES, MODEL
 

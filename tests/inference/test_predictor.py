@@ -13,7 +13,7 @@ import torch
 from nnunet.errors import ConfigurationError, DatasetError, NnunetError
 from nnunet.inference.data_iterators import append_previous_stage, preprocess_files
 from nnunet.inference.export import PARTIAL_FOLDER
-from nnunet.inference.model_folder import available_folds
+from nnunet.models import available_folds
 from nnunet.networks.from_plans import build_network_for_configuration
 from nnunet.io.labels import LabelManager
 from nnunet.io.readers import SimpleITKIO

@@ -17,7 +17,7 @@ import torch
 import torch._dynamo
 from torch._dynamo.utils import counters
 
-from nnunet.inference.model_folder import load_model_folder
+from nnunet.models import load_model_folder
 from nnunet.inference.predictor import nnUNetPredictor
 from nnunet.networks.from_plans import unwrap
 from nnunet.registry import TRAINERS

@@ -30,7 +30,7 @@ CONFIGS = {"2d": "2d", "3d": "3d"}
 def build_network(trainer_name: str, plans: Plans, configuration, channels_in: int, channels_out: int):
     """The inference network the predictor builds for a checkpoint of ``trainer_name``."""
     try:  # the predictor split by job (inference engineer's branch): model_folder builds through the trainer class
-        from nnunet.inference.model_folder import build_inference_network, find_trainer_class
+        from nnunet.models import build_inference_network, find_trainer_class
     except ImportError:
         from nnunet.inference.predictor import build_network as build
 
