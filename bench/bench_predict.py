@@ -1,7 +1,9 @@
 """Prediction speed and memory: ours vs the reference nnU-Net 2.8.1, same model, same inputs, one run.
 
-    # (a) Hippocampus cases, seconds and peak RSS (add --backend openvino for the fast CPU backend)
-    python bench/bench_predict.py --cases 10 [--backend openvino] [--disable_tta] [-npp 2 -nps 2]
+    # (a) Hippocampus cases, seconds and peak RSS (add --backend openvino for the fast CPU backend); several
+    #     job sizes in one run (--cases 3,10) end with a table of the ratios; --cold deletes our cached ONNX
+    #     export before each of our runs, so they pay for the export as a first run does
+    python bench/bench_predict.py --cases 3,10 [--backend openvino] [--cold] [--disable_tta] [-npp 2 -nps 2]
     # (b) one generated CT-like volume of Z,Y,X voxels with a small network: peak RSS of the process tree
     python bench/bench_predict.py --large 768,768,768 [--rss-limit-gb 14]
     # (c) export only: 3-class logits -> a Z,Y,X segmentation (with resampling)
@@ -174,7 +176,15 @@ def agreement(folder_a: Path, folder_b: Path) -> str:
 
 # ----------------------------------------------------------------------------------------------- runs
 
-def compare_commands(args, workdir: Path, env: dict, images: Path, model: Path, extra: list[str]) -> None:
+def drop_cached_exports(model: Path) -> None:
+    """Delete our cached ONNX exports, so that the next run of ours exports the network again (a first run)."""
+    for cache in model.glob("fold_*/.nnunet_cache"):
+        shutil.rmtree(cache)
+
+
+def compare_commands(args, workdir: Path, env: dict, images: Path, model: Path,
+                     extra: list[str]) -> dict[str, tuple[float, float, float, str]]:
+    """Run both implementations ``args.repeats`` times, alternating; print and return the best of each."""
     n = len(list(images.glob("*_0000.nii.gz")))
     common = ["-i", str(images), "-m", str(model), "-f", "0", "-device", args.device, "-npp", str(args.npp),
               "-nps", str(args.nps), "--disable_progress_bar"] + (["--disable_tta"] if args.disable_tta else [])
@@ -188,6 +198,8 @@ def compare_commands(args, workdir: Path, env: dict, images: Path, model: Path, 
             out = workdir / f"out_{name}"
             shutil.rmtree(out, ignore_errors=True)
             run_env = dict(env, PYTHONPATH=str(REPO)) if name == "ours" else env
+            if name == "ours" and args.cold:
+                drop_cached_exports(model)
             wall, cpu, rss, status = run_limited(cmd + common + ["-o", str(out)], run_env, args.rss_limit_gb)
             print(f"  run {repeat + 1} {name}: {wall:.1f} s, {cpu:.1f} s CPU, peak RSS {rss:.2f} GB ({status})",
                   flush=True)
@@ -198,18 +210,32 @@ def compare_commands(args, workdir: Path, env: dict, images: Path, model: Path, 
         print(f"{name:>10}: {wall:7.1f} s wall ({wall / n:.2f} s/case), {cpu:.1f} s CPU for {n} case(s), peak RSS "
               f"{rss:.2f} GB ({status})")
     if len(results) < 2:
-        return
+        return results
     (rw, rc, rr, rs), (ow, oc, orr, os_) = results["reference"], results["ours"]
     print(f"{'ratio':>10}: wall ours/ref {ow / rw:.2f}x, CPU ours/ref {oc / rc:.2f}x, peak RSS ours/ref "
           f"{orr / rr:.2f}x" + ("" if rs == "ok" else "  (the reference did not finish: see its status)"))
     print(agreement(workdir / "out_reference", workdir / "out_ours"))
+    return results
+
+
+def print_summary(rows: list[tuple[int, dict[str, tuple[float, float, float, str]]]], args) -> None:
+    """One line per job size: wall seconds of both and their ratio (the report's rows)."""
+    print(f"\nsummary (backend {args.backend}{', cold: export included' if args.cold else ''}, "
+          f"{'no TTA' if args.disable_tta else 'TTA'}, -npp {args.npp} -nps {args.nps}, best of {args.repeats}):")
+    print(f"{'cases':>6} {'reference s':>12} {'ours s':>8} {'wall ratio':>11}")
+    for cases, results in rows:
+        if len(results) == 2:
+            ref, ours = results["reference"][0], results["ours"][0]
+            print(f"{cases:>6} {ref:>12.1f} {ours:>8.1f} {ours / ref:>10.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ref-venv", default="/work/ref/.venv-ref")
     parser.add_argument("--hippocampus", default="/work/shared/datasets/Task04_Hippocampus")
-    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--cases", default="10", help="number of cases, or several: 3,10")
+    parser.add_argument("--cold", action="store_true",
+                        help="delete our cached ONNX export before each of our runs (measures a first run)")
     parser.add_argument("--large", default=None, help="Z,Y,X of a generated CT-like volume, e.g. 768,768,768")
     parser.add_argument("--export", default=None, help="Z,Y,X of an export-only benchmark, e.g. 600,512,512")
     parser.add_argument("--backend", default="torch", help="our backend: torch, openvino or onnxruntime")
@@ -244,8 +270,12 @@ def main() -> None:
                          extra)
     else:
         model = write_model(workdir / "model", plans, dataset_json)
-        compare_commands(args, workdir, env, hippocampus_inputs(workdir, Path(env["nnUNet_raw"]), args.cases), model,
-                         extra)
+        rows = []
+        for cases in [int(c) for c in args.cases.split(",")]:
+            print(f"{cases} case(s):", flush=True)
+            images = hippocampus_inputs(workdir, Path(env["nnUNet_raw"]), cases)
+            rows.append((cases, compare_commands(args, workdir, env, images, model, extra)))
+        print_summary(rows, args)
 
 
 if __name__ == "__main__":
