@@ -109,8 +109,10 @@ def _accumulate(argv: Sequence[str] | None = None) -> int:
     from nnunet.evaluation.accumulate_cv_results import accumulate_cv_results, default_merged_folder
     from nnunet.evaluation.evaluate import load_summary_json
     from nnunet.io.naming import resolve_dataset_name
+    from nnunet.models.folder import model_folder_name
 
-    model = paths.results_root() / resolve_dataset_name(args.dataset_name_or_id) / f"{args.tr}__{args.p}__{args.c}"
+    dataset = resolve_dataset_name(args.dataset_name_or_id)
+    model = paths.results_root() / dataset / model_folder_name(args.tr, args.p, args.c)
     if args.o is None:
         merged = default_merged_folder(model, args.f)
     else:

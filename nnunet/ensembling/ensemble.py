@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from nnunet.errors import NnunetError
+from nnunet.io.dataset_json import label_manager
 from nnunet.io.labels import LabelManager
 from nnunet.io.readers import BaseReaderWriter, reader_class
 from nnunet.postprocessing.postprocess import write_seg_atomic
@@ -118,7 +119,7 @@ def ensemble_folders(list_of_input_folders: Sequence[str | os.PathLike], output_
     plans = _json_arg(plans_json_file_or_dict, folders[0], "plans.json")
     names = common_cases(folders)
     writer = reader_class(plans["image_reader_writer"])()
-    lm = LabelManager(dataset_json["labels"], dataset_json.get("regions_class_order"))
+    lm = label_manager(dataset_json)
     os.makedirs(output_folder, exist_ok=True)
     save_json(dataset_json, os.path.join(output_folder, "dataset.json"), sort_keys=False)
     jobs = [([os.path.join(f, n) for f in folders], os.path.join(str(output_folder), n[:-len(".npz")]),

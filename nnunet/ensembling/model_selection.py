@@ -12,22 +12,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from nnunet.errors import NnunetError
+# a model's identifier is its folder's name (kept under these names for the nnunetv2 namespace and the tests)
+from nnunet.models.folder import model_folder_name as model_identifier
+from nnunet.models.folder import parse_model_folder_name as parse_model_identifier
 
 DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
 ENSEMBLE_PREFIX = "ensemble"
-
-
-def model_identifier(trainer: str, plans: str, configuration: str) -> str:
-    """Folder name of a trained model: ``{trainer}__{plans}__{configuration}``."""
-    return f"{trainer}__{plans}__{configuration}"
-
-
-def parse_model_identifier(identifier: str) -> tuple[str, str, str]:
-    """``(trainer, plans, configuration)`` of a model folder name (or path)."""
-    parts = os.path.basename(str(identifier).rstrip("/")).split("__")
-    if len(parts) != 3:
-        raise NnunetError(f"{identifier!r} is not a model folder name of the form TRAINER__PLANS__CONFIGURATION.")
-    return parts[0], parts[1], parts[2]
 
 
 def ensemble_identifier(model_folder_1: str | os.PathLike, model_folder_2: str | os.PathLike,

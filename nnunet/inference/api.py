@@ -10,6 +10,7 @@ from nnunet import paths
 from nnunet.errors import ConfigurationError
 from nnunet.inference.inputs import check_output_folder
 from nnunet.io.naming import resolve_dataset_name
+from nnunet.models.folder import model_folder_name
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def model_folder(dataset_name_or_id: str | int, trainer: str = "nnUNetTrainer", 
                  configuration: str = "3d_fullres") -> Path:
     """``nnUNet_results/{dataset}/{trainer}__{plans}__{configuration}``; raises if it does not exist."""
     dataset = resolve_dataset_name(dataset_name_or_id)
-    folder = paths.results_root() / dataset / f"{trainer}__{plans}__{configuration}"
+    folder = paths.results_root() / dataset / model_folder_name(trainer, plans, configuration)
     if not folder.is_dir():
         parent = folder.parent
         others = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []

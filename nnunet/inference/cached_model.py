@@ -5,7 +5,7 @@ import os
 from typing import Iterable
 
 from nnunet.inference.runners import find_cached_export
-from nnunet.models.folder import read_folder
+from nnunet.models.folder import ModelFolder
 from nnunet.models.network import LoadedModel, num_input_channels
 from nnunet.planning.plans_rules import num_image_channels
 
@@ -18,7 +18,8 @@ def load_cached_model(model_folder: str | os.PathLike, use_folds: Iterable[int |
     Raises what :func:`nnunet.models.load_model_folder` raises for a folder that lacks plans, dataset.json or
     folds.
     """
-    plans, dataset_json, files = read_folder(model_folder, use_folds, checkpoint_name)
+    folder = ModelFolder.read(model_folder, use_folds, checkpoint_name)
+    plans, dataset_json, files = folder.plans, folder.dataset_json, folder.checkpoint_files
 
     def input_shape(configuration: str) -> tuple[int, ...]:
         # the export holds the network, so only what the sliding window and the export read is checked

@@ -39,6 +39,7 @@ from nnunet.inference.cached_model import load_cached_model
 from nnunet.models import available_folds, load_model_folder, num_input_channels  # noqa: F401
 from nnunet.inference.runners import prediction_threads
 from nnunet.inference.tiling import num_tiles
+from nnunet.io.dataset_json import channel_names
 from nnunet.planning.plans import Configuration, Plans
 
 if TYPE_CHECKING:
@@ -214,8 +215,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
 
     @property
     def expected_num_channels(self) -> int:
-        channels = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
-        return len(channels)
+        return len(channel_names(self.dataset_json))
 
     @property
     def num_folds(self) -> int:

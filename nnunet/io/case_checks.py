@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from nnunet.errors import DatasetError, NnunetError
+from nnunet.io.dataset_json import label_manager
 
 _OVERLAY_HINT = "Check the overlay of image and label (e.g. nnUNetv2_plot_overlay_pngs or a viewer)."
 
@@ -22,9 +23,7 @@ _OVERLAY_HINT = "Check the overlay of image and label (e.g. nnUNetv2_plot_overla
 
 def allowed_label_values(dataset_json: dict[str, Any]) -> list[int]:
     """The values a training label file may contain: every label of dataset.json, the ignore label included."""
-    from nnunet.io.labels import LabelManager
-
-    manager = LabelManager(dataset_json["labels"], dataset_json.get("regions_class_order"))
+    manager = label_manager(dataset_json)
     return sorted(set(manager.expected_label_values()))
 
 

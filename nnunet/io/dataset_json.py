@@ -58,7 +58,13 @@ def validate_dataset_json(ds: dict[str, Any], path: str | os.PathLike = "dataset
 
 
 def label_manager(ds: dict[str, Any]) -> LabelManager:
+    """The labels (and regions) of a dataset.json; every other module gets its LabelManager here."""
     return LabelManager(ds["labels"], ds.get("regions_class_order"))
+
+
+def channel_names(ds: dict[str, Any]) -> dict[str, str] | None:
+    """``channel_names``, or ``modality`` of a dataset.json older than nnU-Net v2 (None when it has neither)."""
+    return ds.get("channel_names", ds.get("modality"))
 
 
 def reader_override(ds: dict[str, Any]) -> str | None:

@@ -18,8 +18,7 @@ import numpy as np
 
 from nnunet.constants import default_num_processes
 from nnunet.errors import DatasetError, NnunetError
-from nnunet.io.dataset_json import REQUIRED_KEYS
-from nnunet.io.labels import LabelManager
+from nnunet.io.dataset_json import REQUIRED_KEYS, label_manager
 from nnunet.utils.json import load_json
 from nnunet.io.case_checks import check_case
 from nnunet.utils.pool import run_parallel
@@ -160,7 +159,7 @@ def _expected_labels(ds: dict[str, Any]) -> tuple[list[int] | None, list[str]]:
     """The label values a segmentation may contain (ignore label included) and the problems of 'labels'."""
     problems = []
     try:
-        manager = LabelManager(ds["labels"], ds.get("regions_class_order"))
+        manager = label_manager(ds)
         values = list(manager.all_labels)
         ignore = manager.ignore_label
     except DatasetError as e:

@@ -11,11 +11,11 @@ by name through :data:`nnunet.registry.TRAINERS`).
 - :mod:`~nnunet.models.network`: the trainer class and the network it builds, a loaded model.
 """
 from nnunet.models.checkpoint import read_checkpoint
-from nnunet.models.folder import check_folder, read_folder
+from nnunet.models.folder import ModelFolder, check_folder, model_folder_name, parse_model_folder_name
 from nnunet.models.folds import available_folds, describe_checkpoints, normalize_folds, parse_folds
 from nnunet.models.network import (LoadedModel, build_inference_network, find_trainer_class, load_model_folder,
                                    num_input_channels)
 
-__all__ = ["LoadedModel", "available_folds", "build_inference_network", "check_folder", "describe_checkpoints",
-           "find_trainer_class", "load_model_folder", "normalize_folds", "num_input_channels", "parse_folds",
-           "read_checkpoint", "read_folder"]
+__all__ = ["LoadedModel", "ModelFolder", "available_folds", "build_inference_network", "check_folder",
+           "describe_checkpoints", "find_trainer_class", "load_model_folder", "model_folder_name", "normalize_folds",
+           "num_input_channels", "parse_folds", "parse_model_folder_name", "read_checkpoint"]

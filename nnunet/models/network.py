@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from nnunet.errors import ConfigurationError
+from nnunet.io.dataset_json import channel_names
 from nnunet.models.checkpoint import mirror_axes_of, read_checkpoint
-from nnunet.models.folder import read_folder
+from nnunet.models.folder import ModelFolder
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.planning.plans_rules import num_image_channels
 from nnunet.registry import TRAINERS
@@ -30,7 +31,10 @@ logger = logging.getLogger(__name__)
 
 def num_input_channels(plans: Plans, configuration: Configuration, dataset_json: dict[str, Any]) -> int:
     """Image channels, plus one per foreground label for cascaded configurations."""
-    n = len(dataset_json.get("channel_names", dataset_json.get("modality")))
+    channels = channel_names(dataset_json)
+    if channels is None:
+        raise ConfigurationError("dataset.json has no 'channel_names'.")
+    n = len(channels)
     if configuration.previous_stage_name is not None:
         n += len(plans.label_manager(dataset_json).foreground_labels)
     return n
@@ -94,7 +98,8 @@ def load_model_folder(model_folder: str | os.PathLike, use_folds: Iterable[int |
         ConfigurationError: missing files or folds (the message lists what the folder does contain), an
             unreadable checkpoint, an unknown trainer, weights that do not fit the network.
     """
-    plans, dataset_json, files = read_folder(model_folder, use_folds, checkpoint_name)
+    folder = ModelFolder.read(model_folder, use_folds, checkpoint_name)
+    plans, dataset_json, files = folder.plans, folder.dataset_json, folder.checkpoint_files
     # both import torch: only once a checkpoint is to be read
     from nnunet.networks.checkpoint_files import strip_module_prefixes
     from nnunet.networks.from_plans import network_class_exists

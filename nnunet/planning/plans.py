@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nnunet.errors import ConfigurationError
+from nnunet.io.dataset_json import label_manager as dataset_label_manager
 from nnunet.io.labels import LabelManager
 from nnunet.planning.plans_rules import check_configuration, check_plans_file
 from nnunet.utils.json import load_json, save_json
@@ -352,7 +353,7 @@ class Plans:
         return resolved, origins
 
     def label_manager(self, dataset_json: dict[str, Any]) -> LabelManager:
-        return LabelManager(dataset_json["labels"], dataset_json.get("regions_class_order"))
+        return dataset_label_manager(dataset_json)
 
     # ---- nnU-Net 2.8.1's PlansManager names (trainer files and the nnunetv2 namespace read them) ----
     @property

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from nnunet.errors import ConfigurationError
+from nnunet.io.dataset_json import channel_names
 from nnunet.registry import NORMALIZERS, PREPROCESSORS, READERS, RESAMPLERS
 
 STAGES = ("preprocess", "train", "predict")
@@ -234,7 +235,7 @@ def num_image_channels(dataset_json: dict[str, Any] | None) -> int | None:
     """The image channels dataset.json declares (``channel_names``, or ``modality`` of older datasets)."""
     if not isinstance(dataset_json, dict):
         return None
-    channels = dataset_json.get("channel_names", dataset_json.get("modality"))
+    channels = channel_names(dataset_json)
     return len(channels) if isinstance(channels, dict) and channels else None
 
 

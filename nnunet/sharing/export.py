@@ -18,6 +18,7 @@ from typing import Sequence
 from nnunet import paths
 from nnunet.errors import ConfigurationError, NnunetError
 from nnunet.io.naming import resolve_dataset_name
+from nnunet.models.folder import model_folder_name, parse_model_folder_name
 from nnunet.utils.files import publish
 
 DEFAULT_CONFIGURATIONS = ("3d_lowres", "3d_fullres", "2d", "3d_cascade_fullres")
@@ -128,7 +129,7 @@ def _collect_model(plan: _ZipPlan, model_folder: Path, folds: list[int | str], c
 
 def _collect_ensembles(plan: _ZipPlan, dataset_folder: Path, trainer: str, plans_identifier: str,
                        exported_configurations: list[str], export_crossval_predictions: bool) -> None:
-    from nnunet.ensembling.model_selection import parse_ensemble_identifier, parse_model_identifier
+    from nnunet.ensembling.model_selection import parse_ensemble_identifier
 
     ensembles = dataset_folder / "ensembles"
     if not ensembles.is_dir():
@@ -136,7 +137,7 @@ def _collect_ensembles(plan: _ZipPlan, dataset_folder: Path, trainer: str, plans
     for folder in sorted(p for p in ensembles.iterdir() if p.is_dir()):
         try:
             members, _ = parse_ensemble_identifier(folder.name)
-            parsed = [parse_model_identifier(m) for m in members]
+            parsed = [parse_model_folder_name(m) for m in members]
         except NnunetError:
             continue
         if not all(t == trainer and p == plans_identifier and c in exported_configurations for t, p, c in parsed):
@@ -183,7 +184,7 @@ def export_pretrained_model(dataset_name_or_id: int | str, output_file: str | os
     plan = _ZipPlan(root)
     exported_configurations = []
     for configuration in configurations:
-        model_folder = dataset_folder / f"{trainer}__{plans_identifier}__{configuration}"
+        model_folder = dataset_folder / model_folder_name(trainer, plans_identifier, configuration)
         if not model_folder.is_dir():
             if strict:
                 available = sorted(p.name for p in dataset_folder.iterdir() if p.is_dir()) \

@@ -20,6 +20,7 @@ import torch
 
 from nnunet.errors import ConfigurationError, Interrupted, NnunetError
 from nnunet.io.naming import preprocessed_dataset_folder
+from nnunet.models.folder import model_folder_name
 from nnunet.networks.from_plans import network_class_exists
 from nnunet.paths import results_root
 from nnunet.planning.plans import Plans
@@ -288,7 +289,8 @@ class TrainingRequest(NamedTuple):
         try:
             folder = preprocessed_dataset_folder(self.dataset_name_or_id)
             plans = load_json(folder / f"{self.plans_identifier}.json")
-            tag = f"{trainer_class(self.trainer_class_name).__name__}__{plans['plans_name']}__{self.configuration}"
+            tag = model_folder_name(trainer_class(self.trainer_class_name).__name__, plans["plans_name"],
+                                    self.configuration)
             return results_root() / folder.name / tag / f"fold_{self.fold}"
         except (NnunetError, OSError, KeyError, ValueError):
             return None

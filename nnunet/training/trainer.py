@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from nnunet.errors import ConfigurationError, DatasetError, NnunetError
+from nnunet.models.folder import model_folder_name
+from nnunet.models.network import num_input_channels
 from nnunet.networks.from_plans import architecture_with_norm, network_from_architecture, set_deep_supervision
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.registry import TRAINERS
@@ -190,7 +192,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
 
     def _set_folders(self) -> None:
         name = self.plans_manager.dataset_name
-        tag = f"{type(self).__name__}__{self.plans_manager.plans_name}__{self.configuration_name}"
+        tag = model_folder_name(type(self).__name__, self.plans_manager.plans_name, self.configuration_name)
         results = os.environ.get("nnUNet_results")
         preprocessed = os.environ.get("nnUNet_preprocessed")
         self.output_folder_base = Path(results) / name / tag if results else None
@@ -202,7 +204,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
                                             if self.preprocessed_dataset_folder_base is not None else None)
         prev = self.configuration_manager.previous_stage_name
         self.folder_with_segs_from_previous_stage = (
-            Path(results) / name / f"{type(self).__name__}__{self.plans_manager.plans_name}__{prev}"
+            Path(results) / name / model_folder_name(type(self).__name__, self.plans_manager.plans_name, prev)
             / "predicted_next_stage" / self.configuration_name if prev is not None and results else None)
 
     def _require_folders(self) -> None:
@@ -241,10 +243,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
 
     def determine_num_input_channels(self) -> int:
         """Image channels, plus one per foreground label for cascaded configurations."""
-        channels = self.dataset_json.get("channel_names", self.dataset_json.get("modality"))
-        if channels is None:
-            raise ConfigurationError("dataset.json has no 'channel_names'.")
-        return len(channels) + (len(self.label_manager.foreground_labels) if self.is_cascaded else 0)
+        return num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
 
     def autocast_dtype(self) -> torch.dtype | None:
         """The dtype the train and validation steps autocast to on ``self.device`` (from ``mixed_precision``), None
