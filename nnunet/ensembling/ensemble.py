@@ -187,7 +187,7 @@ def ensemble_crossvalidations(list_of_trained_model_folders: Sequence[str | os.P
     if not overwrite:
         cases = [c for c in cases if not os.path.isfile(os.path.join(str(output_folder), c[:-len(".npz")] + ending))]
     writer = reader_class(plans["image_reader_writer"])()
-    lm = LabelManager(dataset_json["labels"], dataset_json.get("regions_class_order"))
+    lm = label_manager(dataset_json)
     jobs = [([where[c] for where in locations], os.path.join(str(output_folder), c[:-len(".npz")]), ending, writer,
              lm, False) for c in cases]
     run_parallel(merge_files, jobs, num_processes, desc="ensembling", show_progress=show_progress)
