@@ -3,6 +3,10 @@
 A user plugs in a class by decorating it (``@PLANNERS.register``) in a module that gets imported, by
 naming it with a dotted path (``-pl mypackage.planners.MyPlanner``), or (trainers) by placing it in a
 folder listed in ``nnUNet_extTrainer``.
+
+A plugin file that fails to import (a SyntaxError, a missing package) does not stop the search: the other
+files are still searched. Its path and exception are logged as a warning and named in the "Unknown ..."
+error, since the class asked for is most likely in that file.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 from pathlib import Path
@@ -18,6 +23,8 @@ from typing import Callable, Generic, TypeVar
 from nnunet.errors import ConfigurationError
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 class Registry(Generic[T]):
@@ -41,6 +48,8 @@ class Registry(Generic[T]):
         self._loaded = False
         self._fallbacks: list[Callable[[str], T | None]] = []
         self._in_fallback = False
+        self._import_failures: dict[str, str] = {}  # of the last search: plugin file or module -> exception
+        self._warned: set[tuple[str, str]] = set()
 
     def register(self, obj: T | None = None, *, name: str | None = None) -> T | Callable[[T], T]:
         """Register ``obj`` under ``name`` (default: its ``__name__``). Usable as a bare decorator."""
@@ -87,6 +96,7 @@ class Registry(Generic[T]):
         self._load_defaults()
         if name in self._entries:
             return self._entries[name]
+        self._import_failures = {}
         found = self._from_dotted_path(name) or self._from_extra_folders(name)
         if found is not None:
             self._check_base(name, found)
@@ -129,7 +139,13 @@ class Registry(Generic[T]):
         module_name, _, attr = name.rpartition(".")
         try:
             module = importlib.import_module(module_name)
-        except ImportError:
+        except ImportError as e:
+            if e.name is not None and (module_name == e.name or module_name.startswith(e.name + ".")):
+                return None  # no such module: not a dotted path of ours to explain
+            self._import_failed(module_name, e)
+            return None
+        except Exception as e:  # the module exists but fails to import: say so instead of "unknown"
+            self._import_failed(module_name, e)
             return None
         return getattr(module, attr, None)
 
@@ -139,15 +155,35 @@ class Registry(Generic[T]):
         folders = [f for f in os.environ.get(self._extra_folders_env, "").split(os.pathsep) if f]
         for folder in folders:
             for py_file in sorted(Path(folder).rglob("*.py")):
-                module = _import_file(py_file)
+                try:
+                    module = _import_file(py_file)
+                except Exception as e:  # a broken unrelated file must not hide the class looked for
+                    self._import_failed(str(py_file), e)
+                    continue
                 if module is not None and inspect.isclass(getattr(module, name, None)):
                     return getattr(module, name)
         return None
+
+    def _import_failed(self, where: str, error: BaseException) -> None:
+        line = exception_line(error)
+        if (where, line) not in self._warned:  # once per file and error, not at every lookup
+            self._warned.add((where, line))
+            logger.warning("Could not import %s (searched for %ss): %s", where, self.kind, line)
+        self._import_failures[where] = line
+
+    def import_failures(self) -> str:
+        """One sentence naming the plugin files that failed to import in the last search ('' if none)."""
+        if not self._import_failures:
+            return ""
+        listed = "; ".join(f"{where} ({line})" for where, line in sorted(self._import_failures.items()))
+        return f"These plugin files could not be imported (it may be defined there): {listed}."
 
     def _unknown_message(self, name: str) -> str:
         options = self.names()
         close = difflib.get_close_matches(name, options, n=3)
         msg = f"Unknown {self.kind} {name!r}."
+        if self._import_failures:
+            msg += " " + self.import_failures()
         if close:
             msg += f" Did you mean {' or '.join(repr(c) for c in close)}?"
         msg += f" Available: {', '.join(options) or 'none'}."
@@ -164,7 +200,16 @@ def _origin(obj) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
+def exception_line(error: BaseException) -> str:
+    """``SyntaxError: invalid syntax (line 3)``, ``ModuleNotFoundError: No module named 'x'``: one line."""
+    if isinstance(error, SyntaxError):
+        return f"{type(error).__name__}: {error.msg} (line {error.lineno})"
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
 def _import_file(py_file: Path):
+    """The module of a plugin file (imported once), None if it is no module; raises what its import raises."""
     module_name = f"_nnunet_ext_{abs(hash(str(py_file.resolve())))}"
     if module_name in sys.modules:
         return sys.modules[module_name]
@@ -175,9 +220,9 @@ def _import_file(py_file: Path):
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception:  # a broken unrelated file in the user's folder must not hide the class we look for
-        del sys.modules[module_name]
-        return None
+    except BaseException:
+        del sys.modules[module_name]  # tried again at the next lookup (the user may have fixed it)
+        raise
     return module
 
 

@@ -50,9 +50,10 @@ def find_trainer_class(trainer_name: str, checkpoint: str | os.PathLike) -> type
     except ConfigurationError:
         close = difflib.get_close_matches(trainer_name, TRAINERS.names(), n=3)
         hint = f" Similar trainers: {', '.join(close)}." if close else ""
+        failures = f" {TRAINERS.import_failures()}" if TRAINERS.import_failures() else ""
         raise ConfigurationError(
             f"{checkpoint} was trained with the trainer {trainer_name!r}, which is not available here, so its "
-            f"network cannot be rebuilt.{hint} Put the file defining {trainer_name} in a folder listed in "
+            f"network cannot be rebuilt.{failures}{hint} Put the file defining {trainer_name} in a folder listed in "
             f"nnUNet_extTrainer (now {os.environ.get('nnUNet_extTrainer', 'unset')!r}).") from None
 
 

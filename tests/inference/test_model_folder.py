@@ -12,6 +12,7 @@ import torch
 from nnunet.cli.predict import predict_main
 from nnunet.models import find_trainer_class, load_model_folder
 from nnunet.errors import ConfigurationError
+from nnunet.registry import TRAINERS
 from tests.inference.conftest import IMAGES, MODEL
 
 FAST = ["-device", "cpu", "-npp", "0", "-nps", "0", "--disable_progress_bar", "--disable_tta", "-f", "0"]
@@ -35,6 +36,13 @@ BN_TRAINER = textwrap.dedent('''
                                           configuration_manager.arch_kwargs_requiring_import, num_input_channels,
                                           num_output_channels, deep_supervision=enable_deep_supervision)
 ''')
+
+
+@pytest.fixture(autouse=True)
+def _trainers_restored(monkeypatch):
+    """The trainers found in this module's folders are forgotten afterwards (TRAINERS is global)."""
+    TRAINERS.names()  # the built-in trainers first, so that the copy holds them
+    monkeypatch.setattr(TRAINERS, "_entries", dict(TRAINERS._entries))
 
 
 @pytest.fixture
@@ -112,3 +120,21 @@ def test_unknown_trainer_is_one_clear_line(bn_model, tmp_path, capsys, monkeypat
     assert "trainer 'nnUNetTrainerNobodyHas', which is not available here" in err
     assert "nnUNet_extTrainer" in err and str(checkpoint_file) in err
     assert not out.exists()
+
+
+def test_a_trainer_file_that_fails_to_import_is_named_with_its_error(bn_model, tmp_path, capsys):
+    # before, a SyntaxError in the trainer's file read as "not available here" and hid the cause
+    folder, _ = bn_model
+    (tmp_path / "my_trainers" / "bn_trainer.py").unlink()  # imported already: a new file instead
+    trainer_file = tmp_path / "my_trainers" / "bn_trainer_edited.py"
+    trainer_file.write_text(BN_TRAINER.replace("def build_network_architecture(", "def build_network_architecture(("))
+    TRAINERS._entries.pop("nnUNetTrainerInferenceTestBN", None)  # found by the fixture: look again
+    out = tmp_path / "out"
+    rc = predict_main(["-i", str(IMAGES), "-o", str(out), "-d", "251", "-c", "3d_fullres", "-tr",
+                       "nnUNetTrainerInferenceTestBN", *FAST])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err, err
+    warning, error = err.strip().splitlines()  # the registry's warning (logging), then the error in one line
+    assert warning.startswith(f"Could not import {trainer_file} (searched for trainers): SyntaxError: ")
+    assert error.startswith("nnunet: error: ") and "'nnUNetTrainerInferenceTestBN', which is not available" in error
+    assert f"{trainer_file} (SyntaxError: '(' was never closed (line 11))" in error
