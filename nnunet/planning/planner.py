@@ -1,8 +1,8 @@
 """The default experiment planner: from a dataset fingerprint to ``nnUNetPlans.json``.
 
 The planner reads ``nnUNet_preprocessed/DatasetXXX/dataset_fingerprint.json``, the raw ``dataset.json`` and the
-first training image (only to pick the image reader), and writes the plans file. All numbers follow nnU-Net v2.8
-(spec section 5), including Python's round-half-to-even, so that the plans are identical to the reference's.
+first training image (only to pick the image reader), and writes the plans file. All numbers follow nnU-Net v2.8,
+including Python's round-half-to-even, so that the plans are identical to the reference's.
 
 Variants change class attributes (network, reference memory values, batch cap, plans name) or override one of the
 small ``determine_*`` / ``*_exceeds_budget`` methods; see :mod:`nnunet.planning.resenc`.
@@ -162,7 +162,7 @@ class ExperimentPlanner:
         return transpose_for_spacing(self.determine_fullres_target_spacing())
 
     def determine_normalization_schemes(self) -> tuple[list[str], list[bool]]:
-        """Normalization class name and ``use_mask_for_norm`` flag per input channel (spec 5.11)."""
+        """Normalization class name and ``use_mask_for_norm`` flag per input channel."""
         schemes = [normalization_scheme_for_channel(n) for n in self.dataset_json["channel_names"].values()]
         cropped_a_lot = self.fingerprint["median_relative_size_after_cropping"] < MASK_MAX_RELATIVE_SIZE
         use_mask = [cropped_a_lot and s in MASK_CAPABLE_NORMALIZATIONS for s in schemes]
@@ -231,7 +231,7 @@ class ExperimentPlanner:
 
     def get_plans_for_configuration(self, spacing: Sequence[float], median_shape: Sequence[float],
                                     data_identifier: str, approximate_n_voxels_dataset: float) -> dict[str, Any]:
-        """Plan one configuration: patch size, topology, batch size, normalization and resampling (spec 5.7-5.9)."""
+        """Plan one configuration: patch size, topology, batch size, normalization and resampling."""
         spacing = np.asarray(spacing, dtype=np.float64)
         if not np.all(spacing > 0):
             raise ConfigurationError(f"Every target spacing must be > 0, got {spacing.tolist()}.")

@@ -1,4 +1,4 @@
-"""The planner's rules as pure functions (spec 5.3-5.11): target spacing, transpose, shapes, batch size, patch
+"""The planner's rules as pure functions: target spacing, transpose, shapes, batch size, patch
 shrinking order, 3d_lowres spacing steps and the normalization scheme of a channel.
 
 No file access except :func:`copy_splits_file`; :class:`nnunet.planning.planner.ExperimentPlanner` combines them.
@@ -37,7 +37,7 @@ def normalization_scheme_for_channel(channel_name: str) -> str:
 
 def fullres_target_spacing(spacings: Sequence[Sequence[float]], shapes: Sequence[Sequence[int]],
                            anisotropy_threshold: float = ANISO_THRESHOLD) -> np.ndarray:
-    """Median spacing, except along a strongly anisotropic axis (spec 5.3).
+    """Median spacing, except along a strongly anisotropic axis.
 
     An axis counts as anisotropic when its median spacing exceeds ``threshold`` times the largest other median
     spacing *and* its median size times ``threshold`` is below the smallest other median size. Its target is
@@ -60,7 +60,7 @@ def fullres_target_spacing(spacings: Sequence[Sequence[float]], shapes: Sequence
 
 
 def transpose_for_spacing(target_spacing: Sequence[float]) -> tuple[list[int], list[int]]:
-    """(forward, backward): the coarsest axis first, the others in ascending order (spec 5.4)."""
+    """(forward, backward): the coarsest axis first, the others in ascending order."""
     worst = int(np.argmax(target_spacing))
     forward = [worst] + [a for a in range(len(target_spacing)) if a != worst]
     backward = [forward.index(a) for a in range(len(target_spacing))]
@@ -74,7 +74,7 @@ def resampled_shape(shape: Sequence[int], spacing: Sequence[float], target_spaci
 
 def batch_size_for(reference: float, estimate: int, reference_batch_size: int, approx_voxels_dataset: float,
                    max_dataset_covered: float, patch_size: Sequence[int], min_batch_size: int) -> int:
-    """Batch size from the memory headroom, capped so one batch covers at most a fraction of the dataset (spec 5.9)."""
+    """Batch size from the memory headroom, capped so one batch covers at most a fraction of the dataset."""
     batch_size = round((reference / estimate) * reference_batch_size)
     cap = round(approx_voxels_dataset * max_dataset_covered / np.prod(patch_size, dtype=np.float64))
     return int(max(min(batch_size, cap), min_batch_size))

@@ -1,6 +1,6 @@
 """U-Net topology from spacing and patch size: pooling per axis, strides, kernel sizes, padded patch.
 
-Pure functions, no torch. The rules (spec section 5.6/5.7):
+Pure functions, no torch. The rules (those of nnU-Net 2.8.1):
 
 * an axis may be downsampled while its feature map is at least ``2 * min_feature_map_size`` long and its current
   spacing is less than twice the finest current spacing among the axes that may still be pooled;

@@ -1,6 +1,6 @@
 """Blosc2 layout of preprocessed arrays: block and chunk shapes from the patch size, and the compression filter.
 
-Same rules as nnU-Net 2.8.1 (spec 6.6), so the files have the same layout, size and filter as the reference's.
+Same rules as nnU-Net 2.8.1, so the files have the same layout, size and filter as the reference's.
 """
 from __future__ import annotations
 

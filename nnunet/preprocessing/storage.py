@@ -1,6 +1,6 @@
 """The preprocessed data format: the one reader and writer of ``nnUNet_preprocessed/DatasetXXX/{data_identifier}``.
 
-A case ``ID`` is three files, the same as nnU-Net 2.8.1's (spec 6.6), so folders move between the two:
+A case ``ID`` is three files, the same as nnU-Net 2.8.1's, so folders move between the two:
 
 * ``{ID}.b2nd`` data, float32, (C, X, Y, Z); ``{ID}_seg.b2nd`` segmentation, int16, (1, X, Y, Z);
 * ``{ID}.pkl`` properties (read as data only, never as code).

@@ -1,4 +1,4 @@
-"""Training and validation augmentation pipelines (spec 8.5/8.6), built from batchgeneratorsv2 transforms.
+"""Training and validation augmentation pipelines (those of nnU-Net 2.8.1), built from batchgeneratorsv2 transforms.
 
 The transforms work per sample on ``image`` (C, X, Y[, Z]) float tensors and ``segmentation`` (1 or 2, ...) int
 tensors. This module only decides *which* transforms run with *which* probabilities and ranges; the
@@ -127,7 +127,7 @@ def get_training_transforms(patch_size: Sequence[int], rotation_for_DA: RandomSc
                             is_cascaded: bool = False, foreground_labels: Sequence[int] | None = None,
                             regions: Sequence | None = None, ignore_label: int | None = None, seg_order: int = 1,
                             cascade_p_per_label: float = 0.5) -> BasicTransform:
-    """The per-sample training pipeline of spec 8.6 (same arguments as nnU-Net's trainer method), made of
+    """nnU-Net's per-sample training pipeline (same arguments as nnU-Net's trainer method), made of
     batchgeneratorsv2's transforms exactly as nnU-Net 2.8.1 composes them.
 
     ``seg_order`` 0 resamples the segmentation with nearest neighbour in the spatial transform (nnU-Net's
@@ -197,7 +197,7 @@ def after_spatial_transforms(deep_supervision_scales: Sequence | None, mirror_ax
                              do_dummy_2d_data_aug: bool, use_mask_for_norm: Sequence[bool] | None,
                              is_cascaded: bool, foreground_labels: Sequence[int] | None, regions: Sequence | None,
                              ignore_label: int | None, cascade_p_per_label: float) -> list[BasicTransform]:
-    """Intensity transforms, mirroring, masking, label removal, cascade input and targets (spec 8.6 order)."""
+    """Intensity transforms, mirroring, masking, label removal, cascade input and targets, in nnU-Net's order."""
     from batchgeneratorsv2.transforms.intensity.brightness import MultiplicativeBrightnessTransform
     from batchgeneratorsv2.transforms.intensity.contrast import ContrastTransform
     from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform

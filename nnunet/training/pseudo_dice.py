@@ -1,4 +1,4 @@
-"""The per-epoch "pseudo Dice" of the validation patches (spec 8.8): hard TP/FP/FN counts and the Dice per class."""
+"""The per-epoch "pseudo Dice" of the validation patches: hard TP/FP/FN counts and the Dice per class."""
 from __future__ import annotations
 
 import numpy as np

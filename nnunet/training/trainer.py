@@ -102,7 +102,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
     #: None keeps the plans' normalisation; "batch" builds the network with BatchNorm (nnUNetTrainerBN)
     norm_op: str | None = None
     # ---- augmentation ----
-    #: "default" (spec 8.6), "DA5" (:mod:`nnunet.training.augmentation_da5`) or "none" (validation transforms only)
+    #: "default" (nnU-Net's augmentation), "DA5" (:mod:`nnunet.training.augmentation_da5`) or "none" (validation transforms only)
     augmentation: str = "default"
     #: how the "default" pipeline runs: "fused" (rotation, scaling and crop in one resampling, only the needed part
     #: of the window read, labels voted at the interpolation corners; :mod:`nnunet.training.fused_spatial`) or

@@ -1,4 +1,4 @@
-"""Full-case validation after training (spec 8.11), from explicit inputs (:class:`ValidationJob`).
+"""Full-case validation after training, from explicit inputs (:class:`ValidationJob`).
 
 The network predicts every validation case of the fold with the sliding-window predictor (step 0.5, Gaussian
 weighting, mirroring over the trainer's axes). Predictions are exported in the original geometry to

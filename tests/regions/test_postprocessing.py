@@ -1,5 +1,5 @@
 """Postprocessing of region predictions: the whole-foreground step uses the labels, the per-region steps use
-the regions (spec section 11), through the determine/apply console-script entry points."""
+the regions, through the determine/apply console-script entry points."""
 from __future__ import annotations
 
 import json

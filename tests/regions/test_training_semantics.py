@@ -32,7 +32,7 @@ def trainer_and_batch(request, pipelines, monkeypatch):
 
 def expected_loss(logits: torch.Tensor, target: torch.Tensor, regions: bool, ignore: bool, batch_dice: bool
                   ) -> torch.Tensor:
-    """nnU-Net's loss written out from the spec (8.7), independent of nnunet.training.loss."""
+    """nnU-Net's loss written out by hand, independent of nnunet.training.loss."""
     axes = (0, 2, 3, 4) if batch_dice else (2, 3, 4)
     if regions:
         mask = (1 - target[:, -1:].float()) if ignore else torch.ones_like(target[:, :1].float())

@@ -1,4 +1,4 @@
-"""Augmentation: the built pipelines have the transforms, order, probabilities and ranges of spec 8.5/8.6,
+"""Augmentation: the built pipelines have the transforms, order, probabilities and ranges of nnU-Net 2.8.1's,
 and a few transforms behave as specified with fixed parameters."""
 from __future__ import annotations
 

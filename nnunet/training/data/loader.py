@@ -1,4 +1,4 @@
-"""Patch sampling for training (spec 8.4): case choice, foreground oversampling, crop window, padding.
+"""Patch sampling for training: case choice, foreground oversampling, crop window, padding.
 
 A loader yields batches ``{"data": float32 (B, C, *patch), "target": tensor or list of tensors, "keys": ids}``;
 the augmentation pipeline runs per sample inside it. Loaders follow the batchgenerators data-loader protocol
@@ -48,7 +48,7 @@ def crop_bounds(data_shape: Sequence[int], patch_size: Sequence[int],
 def choose_patch_corner(data_shape: Sequence[int], patch_size: Sequence[int], need_to_pad: Sequence[int],
                         force_fg: bool, class_locations: dict | None, has_ignore: bool,
                         annotated_key: tuple[int, ...] | None = None) -> list[int]:
-    """Lower corner of the crop window for one sample (spec 8.4).
+    """Lower corner of the crop window for one sample.
 
     Forced samples (and, with an ignore label, all samples) are centred on a stored voxel of a class; the
     corner is only clamped from below. Otherwise the corner is uniform in the allowed bounds.

@@ -1,4 +1,4 @@
-"""The segmentation loss a trainer names in its ``loss_name`` attribute (spec 8.7 and the 8.17 loss variants).
+"""The segmentation loss a trainer names in its ``loss_name`` attribute (nnU-Net's loss and its variants).
 
 * ``"dice_ce"`` (default): soft Dice + cross-entropy; soft Dice + BCE for region-based training;
 * ``"ce"``: cross-entropy only; ``"dice"``: soft Dice only (sigmoid and background kept for regions);

@@ -1,4 +1,4 @@
-"""Cross-entropy on label-map targets, and its top-k variant (spec 8.17 loss variants)."""
+"""Cross-entropy on label-map targets, and its top-k variant (the loss of nnU-Net's TopK trainers)."""
 from __future__ import annotations
 
 import torch

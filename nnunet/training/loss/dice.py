@@ -1,4 +1,4 @@
-"""Soft Dice loss (spec 8.7). Returns the *negative* Dice, so the loss lies in [-1, 0]."""
+"""Soft Dice loss. Returns the *negative* Dice, so the loss lies in [-1, 0]."""
 from __future__ import annotations
 
 from typing import Callable
