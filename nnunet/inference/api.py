@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from nnunet import paths
 from nnunet.errors import ConfigurationError
+from nnunet.inference.backends import runs_on_torch
 from nnunet.inference.inputs import check_output_folder
 from nnunet.io.naming import resolve_dataset_name
 from nnunet.models.folder import model_folder_name
@@ -39,7 +40,7 @@ def choose_device(device: str | None, backend: str = "torch") -> str:
     The CPU runtimes (``backend`` openvino or onnxruntime) choose the CPU without asking torch."""
     if device not in (None, "auto"):
         return device
-    if backend != "torch":
+    if not runs_on_torch(backend):
         return "cpu"
     import torch
 

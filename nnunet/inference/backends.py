@@ -20,9 +20,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-
 from nnunet.errors import ConfigurationError
+from nnunet.inference.engine import ArrayRunner
 from nnunet.inference.runners import (CACHE_FOLDER, ONNX_OPSET, cache_key, cached_export_path,  # noqa: F401
                                       drop_head_starts, make_runner, sidecar_path, write_sidecar)
 from nnunet.utils.files import OutputError, publish
@@ -46,11 +45,16 @@ def device_type(device: torch.device | str) -> str:
     return device.type if hasattr(device, "type") else str(device).split(":")[0]
 
 
+def runs_on_torch(backend: str) -> bool:
+    """Whether ``backend`` runs the torch network itself (else an OpenVINO / ONNX Runtime compilation of it)."""
+    return backend == "torch"
+
+
 def check_backend(backend: str, device: torch.device | str) -> None:
     """Raise :class:`BackendError` unless ``backend`` can run on ``device`` here (package installed)."""
     if backend not in BACKENDS:
         raise BackendError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
-    if backend == "torch":
+    if runs_on_torch(backend):
         return
     if device_type(device) != "cpu":
         raise BackendError(f"The {backend} backend runs on the CPU; use -device cpu (or -backend torch on "
@@ -134,26 +138,13 @@ def export_fold(network: torch.nn.Module, parameters: dict[str, Any] | None, che
     return target
 
 
-class CompiledNetwork:
-    """A fold's network on a CPU backend, called like the torch module: (B, C, *patch) tensor -> logits."""
-
-    def __init__(self, backend: str, onnx_file: Path, threads: int):
-        self.backend, self.onnx_file = backend, onnx_file
-        self._run = make_runner(backend, onnx_file, max(1, threads))
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        return torch.from_numpy(self.run(x.detach().cpu().numpy()))
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """The numpy form: (B, C, *patch) -> (B, heads, *patch) float32."""
-        return self._run(np.ascontiguousarray(x, dtype=np.float32))
+def _runner(backend: str, onnx_file: Path, threads: int) -> ArrayRunner:
+    return ArrayRunner(make_runner(backend, onnx_file, max(1, threads)), source=onnx_file)
 
 
-def open_cached(backend: str, onnx_files: Sequence[Path], threads: int) -> list[CompiledNetwork]:
-    """One :class:`CompiledNetwork` per already checked cached conversion (no torch needed)."""
-    compiled = [CompiledNetwork(backend, Path(f), threads) for f in onnx_files]
+def open_cached(backend: str, onnx_files: Sequence[Path], threads: int) -> list[ArrayRunner]:
+    """One runner per already checked cached conversion (no torch needed)."""
+    compiled = [_runner(backend, Path(f), threads) for f in onnx_files]
     drop_head_starts()
     return compiled
 
@@ -174,8 +165,8 @@ def _export_unsaved(network: torch.nn.Module, parameters: list[dict[str, Any]] |
 
 def compile_folds(backend: str, network: torch.nn.Module, parameters: list[dict[str, Any]] | None,
                   checkpoints: list[Path] | None, facts: dict[str, Any], input_shape: Sequence[int],
-                  threads: int) -> list[CompiledNetwork]:
-    """One :class:`CompiledNetwork` per fold (``parameters[i]`` belongs to ``checkpoints[i]``), exported first
+                  threads: int) -> list[ArrayRunner]:
+    """One :class:`~nnunet.inference.engine.ArrayRunner` per fold (``parameters[i]`` belongs to ``checkpoints[i]``), exported first
     where the cache has no current conversion; ``facts`` as for :func:`export_fold`. Without ``checkpoints``
     (a network given in memory) nothing is cached."""
     with tempfile.TemporaryDirectory(prefix="nnunet_export_") as scratch:
@@ -184,7 +175,7 @@ def compile_folds(backend: str, network: torch.nn.Module, parameters: list[dict[
         else:
             files = [export_fold(network, parameters[i] if parameters is not None else None, Path(checkpoint), facts,
                                  input_shape, Path(scratch)) for i, checkpoint in enumerate(checkpoints)]
-        compiled = [CompiledNetwork(backend, f, threads) for f in files]
+        compiled = [_runner(backend, f, threads) for f in files]
     drop_head_starts()
     if parameters is not None:  # leave the torch network as loading left it: the first fold's weights
         network.load_state_dict(parameters[0])

@@ -6,13 +6,15 @@ Typical use::
     predictor.initialize_from_trained_model_folder(model_folder, use_folds=(0, 1, 2, 3, 4))
     predictor.predict_from_files(input_folder, output_folder, save_probabilities=False)
 
-The pieces live in their own modules: :mod:`nnunet.models` (checkpoints, the trainer's
-network), :mod:`~nnunet.inference.inputs` (which cases, which outputs exist), :mod:`~nnunet.inference.cases`
-(one case: in memory or in slabs, then export), :mod:`~nnunet.inference.backends` (torch, OpenVINO, ONNX
-Runtime) and :mod:`~nnunet.inference.sliding_window`.
+The predictor is a facade: it keeps the attributes nnU-Net's predictor has (programs assign them by hand) and,
+when a prediction starts, turns them into one :class:`~nnunet.inference.cases.PredictionContext` (the model,
+the folds as runners, the settings) that the per-case code (:mod:`~nnunet.inference.cases`) and the sliding
+window (:mod:`~nnunet.inference.engine`) work from. :meth:`nnUNetPredictor._fold_runners` is the one place
+where the backend decides how a fold runs (a torch network, or an OpenVINO / ONNX Runtime compilation of it,
+:mod:`~nnunet.inference.backends`). The model folder is read by :mod:`nnunet.models`.
 
 With OpenVINO or ONNX Runtime and every fold's conversion cached, the predictor neither loads a checkpoint nor
-imports torch (:func:`~nnunet.inference.cached_model.load_cached_model`, :mod:`~nnunet.inference.numpy_window`).
+imports torch (:func:`~nnunet.inference.cached_model.load_cached_model`, :class:`~nnunet.inference.engine.NumpyOps`).
 
 ``use_cropped_logits_resampling`` (the ``predict_from_*`` methods) is accepted and changes nothing. In
 TotalSegmentator's patched nnU-Net it resamples each foreground class's logits only inside the bounding box of
@@ -23,6 +25,7 @@ without the approximation, and the segmentation is that of nnU-Net's default exp
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -32,13 +35,12 @@ import numpy as np
 
 from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
-from nnunet.inference import cases, data_iterators, numpy_window
-from nnunet.inference.backends import check_backend, compile_folds, device_type, open_cached
+from nnunet.inference import cases, data_iterators, engine
+from nnunet.inference.backends import check_backend, compile_folds, device_type, open_cached, runs_on_torch
 from nnunet.inference.inputs import case_identifier, check_list_of_lists, lists_from_folder  # noqa: F401
 from nnunet.inference.cached_model import load_cached_model
 from nnunet.models import available_folds, load_model_folder, num_input_channels  # noqa: F401
 from nnunet.inference.runners import prediction_threads
-from nnunet.inference.tiling import num_tiles
 from nnunet.io.dataset_json import channel_names
 from nnunet.planning.plans import Configuration, Plans
 
@@ -78,7 +80,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         if max_ram_gb is not None and max_ram_gb <= 0:
             raise NnunetError(f"max_ram_gb must be positive, got {max_ram_gb}.")
         check_backend(backend, device)  # the CPU runtimes need no torch: do not import it for them
-        if backend == "torch":
+        self._torch = runs_on_torch(backend)  # the backend, resolved once (see _fold_runners)
+        if self._torch:
             device = _torch_device(device)
         if device_type(device) == "cuda":
             import torch
@@ -108,8 +111,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.allowed_mirroring_axes: tuple[int, ...] | None = None
         self.label_manager = None
         self.checkpoint_files: list[Path] | None = None
-        self._compiled: list[Callable[[torch.Tensor], torch.Tensor]] | None = None
-        self._loaded_fold: int | None = None
+        self._compiled: list[engine.ArrayRunner] | None = None
+        self._fold_copies: tuple[tuple, list] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -132,11 +135,6 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
     @accumulation_dtype.setter
     def accumulation_dtype(self, value: torch.dtype | None) -> None:
         self._accumulation_dtype = value
-
-    @property
-    def _numpy_accumulation_dtype(self) -> np.dtype:
-        value = self._accumulation_dtype
-        return np.dtype(np.float16) if value is None else np.dtype(str(value).replace("torch.", ""))
 
     # nnU-Net's names for ``plans`` and ``configuration``. Programs that build the predictor by hand (MONAI's
     # bundles, custom trainers) assign them: a Plans or plans dict, a Configuration or configuration name, or an
@@ -170,14 +168,18 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
                 unknown trainer, weights that do not fit.
         """
         model = None
-        if self.backend != "torch":  # every fold converted before: no checkpoint to load, no torch to import
+        if not self._torch:  # every fold converted before: no checkpoint to load, no torch to import
             model = load_cached_model(model_training_output_dir, use_folds, checkpoint_name)
         if model is None:
             model = load_model_folder(model_training_output_dir, use_folds, checkpoint_name)
         self.manual_initialization(model.network, model.plans, model.configuration, model.parameters,
                                    model.dataset_json, model.trainer_name, model.mirror_axes)
-        self.checkpoint_files, self._loaded_fold = model.checkpoint_files, 0  # loading put fold 0's weights in
+        self.checkpoint_files = model.checkpoint_files
         self.onnx_files = model.onnx_files
+        if model.network is not None and model.parameters:  # loading put fold 0's weights in
+            from nnunet.inference.torch_engine import mark_loaded
+
+            mark_loaded(model.network, model.parameters[0])
 
     def manual_initialization(self, network: torch.nn.Module, plans_manager: Plans | dict,
                               configuration_manager: Configuration | str, parameters: list[dict[str, Any]] | None,
@@ -200,9 +202,9 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.allowed_mirroring_axes = (tuple(inference_allowed_mirroring_axes)
                                        if inference_allowed_mirroring_axes is not None else None)
         self.label_manager = plans.label_manager(dataset_json)
-        self.checkpoint_files, self._compiled, self._loaded_fold, self.onnx_files = None, None, None, None
+        self.checkpoint_files, self._compiled, self._fold_copies, self.onnx_files = None, None, None, None
         if os.environ.get("nnUNet_compile", "").lower() in ("true", "1", "t") and not hasattr(network, "_orig_mod") \
-                and self.backend == "torch":
+                and self._torch:
             import torch
 
             logger.info("Compiling the network (nnUNet_compile is set).")
@@ -223,20 +225,34 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             return len(self.onnx_files)
         return len(self.list_of_parameters) if self.list_of_parameters else 1
 
-    # ------------------------------------------------------------------------------------------- networks per fold
+    # ------------------------------------------------------------------------------------------- folds as runners
 
-    def fold_network(self, fold: int) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Fold ``fold``'s network: the backend's compiled copy, or the torch network with its weights loaded."""
-        if self.backend != "torch":
+    def _fold_runners(self, interleaved: bool = False, current_weights: bool = False) -> list[engine.Runner]:
+        """The folds as runners; the one place where the backend decides how a fold runs.
+
+        ``interleaved``: the folds take turns per row of tiles (the slab path), so each torch fold gets its own
+        copy of the network, made once and kept while the network and parameters stay the same; its weights
+        are then loaded once. ``current_weights``: one runner with the network's weights as they are.
+        """
+        if not self._torch:
             if self._compiled is None:
                 self._compiled = self._compile_folds()
-            return self._compiled[fold]
-        if self.list_of_parameters and self._loaded_fold != fold:
-            getattr(self.network, "_orig_mod", self.network).load_state_dict(self.list_of_parameters[fold])
-            self._loaded_fold = fold
-        self.network = self.network.to(self.device)
-        self.network.eval()
-        return self.network
+            return self._compiled[:1] if current_weights else self._compiled
+        from nnunet.inference.torch_engine import TorchOps, TorchRunner
+
+        ops = TorchOps(self.device, self.perform_everything_on_device)
+        parameters = [None] if current_weights or not self.list_of_parameters else list(self.list_of_parameters)
+        networks = [self.network] * len(parameters)
+        if interleaved and len(parameters) > 1:
+            networks = [self.network] + self._network_copies(len(parameters) - 1)
+        return [TorchRunner(network, p, ops) for network, p in zip(networks, parameters)]
+
+    def _network_copies(self, count: int) -> list:
+        key = (id(self.network), id(self.list_of_parameters), count, str(self.device))
+        if self._fold_copies is None or self._fold_copies[0] != key:
+            module = getattr(self.network, "_orig_mod", self.network)
+            self._fold_copies = (key, [copy.deepcopy(module) for _ in range(count)])
+        return self._fold_copies[1]
 
     def _compile_folds(self) -> list:
         if self.onnx_files is not None:
@@ -248,49 +264,39 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         return compile_folds(self.backend, self.network, self.list_of_parameters, self.checkpoint_files, facts,
                              input_shape, prediction_threads())
 
-    @property
-    def _mirror_axes(self) -> tuple[int, ...] | None:
-        return self.allowed_mirroring_axes if self.use_mirroring else None
+    def _window_settings(self) -> engine.WindowSettings:
+        mirror_axes = self.allowed_mirroring_axes if self.use_mirroring else None
+        return engine.WindowSettings(tuple(int(p) for p in self.configuration.patch_size),
+                                     self.label_manager.num_segmentation_heads, self.tile_step_size,
+                                     self.use_gaussian, tuple(mirror_axes) if mirror_axes else None,
+                                     engine.dtype_name(self._accumulation_dtype))
 
-    def tiles_per_fold(self, spatial_shape: Sequence[int]) -> int:
-        """Tiles the sliding window visits for one fold on a preprocessed image of this spatial shape."""
-        padded = [max(s, p) for s, p in zip(list(spatial_shape)[-len(self.configuration.patch_size):],
-                                            self.configuration.patch_size)]
-        lead = list(spatial_shape)[:len(spatial_shape) - len(padded)]
-        return num_tiles(lead + padded, self.configuration.patch_size, self.tile_step_size)
+    def prediction_context(self) -> cases.PredictionContext:
+        """The model, the folds as runners and the settings as one value, built from the attributes as they are
+        now (programs assign them by hand); the runners are made on first use."""
+        self._require_initialized()
+        return cases.PredictionContext(
+            plans=self.plans, configuration=self.configuration, dataset_json=self.dataset_json,
+            label_manager=self.label_manager, window=self._window_settings(), runners=self._fold_runners,
+            slab_runners=lambda: self._fold_runners(interleaved=True), num_folds=self.num_folds,
+            input_channels=num_input_channels(self.plans, self.configuration, self.dataset_json),
+            image_channels=self.expected_num_channels, max_ram_gb=self.max_ram_gb, allow_tqdm=self.allow_tqdm,
+            verbose=self.verbose)
 
     # ------------------------------------------------------------------------------------------- prediction core
 
-    def _sliding_window(self, network: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
-                        on_tile: Callable[[], None] | None = None) -> torch.Tensor:
-        from nnunet.inference.sliding_window import sliding_window_logits_with_fallback
-
-        device = self.device
-        return sliding_window_logits_with_fallback(
-            network, image, self.configuration.patch_size, self.label_manager.num_segmentation_heads,
-            self.tile_step_size, self.use_gaussian, self._mirror_axes, device,
-            self.perform_everything_on_device, self.accumulation_dtype, on_tile=on_tile)
-
     def predict_sliding_window_return_logits(self, input_image: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Logits (heads, X, Y, Z) of one preprocessed image (C, X, Y, Z) with the network's current weights
-        (with a CPU backend: the first fold's network)."""
+        (with a CPU backend: the first fold's network), where the accumulators were (the device, if there)."""
         import torch
 
-        self._require_initialized()
+        context = self.prediction_context()
         if input_image.ndim != 4:
             raise NnunetError(f"Expected a 4-D preprocessed image (C, X, Y, Z), got shape {tuple(input_image.shape)}.")
-        if self.backend != "torch":
-            return torch.from_numpy(self._runtime_logits(self.fold_network(0), _as_array(input_image)))
-        if isinstance(input_image, np.ndarray):
-            input_image = torch.from_numpy(input_image)
-        self.network = self.network.to(self.device)
-        self.network.eval()
-        return self._sliding_window(self.network, input_image)
-
-    def _runtime_logits(self, network, image: np.ndarray, on_tile: Callable[[], None] | None = None) -> np.ndarray:
-        return numpy_window.sliding_window_logits(
-            network.run, image, self.configuration.patch_size, self.label_manager.num_segmentation_heads,
-            self.tile_step_size, self.use_gaussian, self._mirror_axes, self._numpy_accumulation_dtype, on_tile)
+        with cases.limited_threads():
+            logits = engine.predict_logits(self._fold_runners(current_weights=True), input_image, context.window,
+                                           to_host=False)
+        return torch.as_tensor(logits)
 
     def predict_logits_from_preprocessed_data(self, data: torch.Tensor | np.ndarray,
                                               on_tile: Callable[[], None] | None = None) -> torch.Tensor:
@@ -301,39 +307,11 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         """
         import torch
 
-        self._require_initialized()
-        if self.backend != "torch":
-            return torch.from_numpy(self.predict_logits_array(_as_array(data), on_tile))
-        if isinstance(data, np.ndarray):
-            data = torch.from_numpy(data)
-        self._check_channels(data.shape[0])
-        with cases.limited_threads(), torch.inference_mode():
-            prediction = None
-            for fold in range(self.num_folds):
-                logits = self._sliding_window(self.fold_network(fold), data, on_tile).to("cpu")
-                prediction = logits if prediction is None else prediction.add_(logits)
-            if self.num_folds > 1:
-                prediction /= self.num_folds
-            return prediction
+        return torch.as_tensor(self.prediction_context().logits(data, on_tile))
 
     def predict_logits_array(self, data: np.ndarray, on_tile: Callable[[], None] | None = None) -> np.ndarray:
         """:meth:`predict_logits_from_preprocessed_data` as a numpy array; with a CPU runtime, torch is not used."""
-        if self.backend == "torch":
-            return self.predict_logits_from_preprocessed_data(data, on_tile).numpy()
-        self._require_initialized()
-        self._check_channels(data.shape[0])
-        prediction = None
-        for fold in range(self.num_folds):  # the same sums, in the same order and dtype, as the torch path
-            logits = self._runtime_logits(self.fold_network(fold), data, on_tile)
-            prediction = logits if prediction is None else np.add(prediction, logits, out=prediction)
-        if self.num_folds > 1:
-            prediction /= self.num_folds
-        return prediction
-
-    def _check_channels(self, channels: int) -> None:
-        expected = num_input_channels(self.plans, self.configuration, self.dataset_json)
-        if channels != expected:
-            raise NnunetError(f"The preprocessed input has {channels} channels but the network expects {expected}.")
+        return np.asarray(self.prediction_context().logits(data, on_tile))
 
     # ------------------------------------------------------------------------------------------- entry points
 
@@ -353,7 +331,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         nnU-Net and changes nothing (see the module docstring).
         """
         self._require_initialized()
-        return cases.predict_items(self, data_iterator, save_probabilities, num_processes_segmentation_export, total)
+        return cases.predict_items(self.prediction_context(), data_iterator, save_probabilities,
+                                   num_processes_segmentation_export, total)
 
     def predict_from_files(self, list_of_lists_or_source_folder: str | os.PathLike | list[list[str]],
                            output_folder_or_list_of_truncated_output_files: str | os.PathLike | list[str] | None,
@@ -378,10 +357,11 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         if num_parts < 1 or not 0 <= part_id < num_parts:
             raise NnunetError(f"part_id must be in [0, num_parts): got part_id={part_id}, num_parts={num_parts} "
                               f"(parts are counted from 0).")
-        todo = cases.plan_file_cases(self, list_of_lists_or_source_folder,
+        context = self.prediction_context()
+        todo = cases.plan_file_cases(context, list_of_lists_or_source_folder,
                                      output_folder_or_list_of_truncated_output_files, save_probabilities,
                                      overwrite, folder_with_segs_from_prev_stage, num_parts, part_id)
-        cases.write_run_files(self, todo.output_folder, call_args)
+        cases.write_run_files(context, todo.output_folder, call_args)
         if not todo.files:
             return []
         jobs = [(files, prev, self.plans, self.configuration, self.dataset_json, self.verbose_preprocessing)
@@ -453,7 +433,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
                                                             self.dataset_json, self.verbose_preprocessing)
         item = {"data": data, "data_properties": properties,
                 "ofile": str(output_file_truncated) if output_file_truncated is not None else None}
-        return cases.predict_items(self, [item], save_or_return_probabilities, 0, 1, show_cases=False)[0]
+        return cases.predict_items(self.prediction_context(), [item], save_or_return_probabilities, 0, 1,
+                                   show_cases=False)[0]
 
     def _check_array(self, image: np.ndarray, properties: dict[str, Any], what: str) -> None:
         if not isinstance(image, np.ndarray) or image.ndim != 4:
@@ -510,7 +491,3 @@ def _torch_device(device):
                           "(or device='cpu').")
     return device
 
-
-def _as_array(data) -> np.ndarray:
-    """A numpy view of a torch tensor or array (no torch import when it is already an array)."""
-    return data if isinstance(data, np.ndarray) else data.detach().cpu().numpy()

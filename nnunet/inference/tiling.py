@@ -1,4 +1,5 @@
-"""Where the sliding window puts its tiles, and the importance map that weights them (torch-free).
+"""Where the sliding window puts its tiles, how they are read, and the importance map that weights them
+(torch-free).
 
 Shared by the torch sliding window (:mod:`nnunet.inference.sliding_window`, :mod:`~.slab_window`) and the
 numpy one that the CPU runtimes use (:mod:`nnunet.inference.numpy_window`), so that both visit the same tiles
@@ -152,3 +153,53 @@ def gaussian_weights(tile_size: Sequence[int], dtype: type = np.float16) -> np.n
     if zero.any():
         weights[zero] = weights[~zero].min()
     return weights
+
+
+#: an index into a (C, *spatial) array as :func:`iter_tile_slicers` yields it
+Index = tuple
+
+
+def row_start(index: Index) -> int:
+    """First-axis start of a tile (its integer index for a 2-D configuration on 3-D data)."""
+    return index[1] if isinstance(index[1], int) else index[1].start
+
+
+def tile_rows(spatial_shape: Sequence[int], patch_size: Sequence[int], step_size: float) -> list[list[Index]]:
+    """The tiles of :func:`iter_tile_slicers`, grouped by their first-axis start (order kept)."""
+    rows: list[list[Index]] = []
+    for index in iter_tile_slicers(spatial_shape, patch_size, step_size):
+        if not rows or row_start(rows[-1][0]) != row_start(index):
+            rows.append([])
+        rows[-1].append(index)
+    return rows
+
+
+def read_tile(image: np.ndarray, index: Index, pads: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``padded_image[index][None]`` as float32 without padding the image: the part inside it, zeros around.
+
+    ``image`` is (C, *spatial) and may be a read-only memory map; ``pads`` as :func:`padding_for_patch` gives.
+    """
+    if not any(before or after for before, after in pads):
+        return np.ascontiguousarray(image[index], dtype=np.float32)[None]
+    source, target, shape = [slice(None)], [slice(None)], [image.shape[0]]
+    for axis, (selection, (before, _)) in enumerate(zip(index[1:], pads)):
+        if isinstance(selection, int):  # leading axis of a 2-D configuration: never padded
+            source.append(selection)
+            continue
+        size = image.shape[axis + 1]
+        start, stop = selection.start - before, selection.stop - before
+        lo, hi = max(start, 0), min(stop, size)
+        source.append(slice(lo, hi))
+        target.append(slice(lo - start, hi - start))
+        shape.append(stop - start)
+    tile = np.zeros(shape, dtype=np.float32)
+    tile[tuple(target)] = image[tuple(source)]
+    return tile[None]
+
+
+def tiles_per_fold(spatial_shape: Sequence[int], patch_size: Sequence[int], step_size: float) -> int:
+    """Tiles the sliding window visits for one fold on an image of this spatial shape (before padding)."""
+    spatial_shape = list(spatial_shape)
+    lead = len(spatial_shape) - len(patch_size)
+    padded = [max(s, p) for s, p in zip(spatial_shape[lead:], patch_size)]
+    return num_tiles(spatial_shape[:lead] + padded, patch_size, step_size)

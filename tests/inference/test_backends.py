@@ -99,7 +99,7 @@ def test_head_start_is_used_for_the_checked_export_only(model_dir):
     head = runners._started[("onnxruntime", str(cached), threads)].result()
     predictor = make_predictor(model_dir, (0,), backend="onnxruntime")
     assert torch.equal(predictor.predict_logits_from_preprocessed_data(data), before)
-    assert predictor._compiled[0]._run is head and not runners._started
+    assert predictor.prediction_context().runners()[0].run is head and not runners._started
     # the checkpoint changed since: the head start compiles the outdated export, which must not be used
     _add_fold(model_dir, 9, scale=2.0)
     (model_dir / "fold_9" / "checkpoint_final.pth").replace(checkpoint)
@@ -109,7 +109,7 @@ def test_head_start_is_used_for_the_checked_export_only(model_dir):
     predictor = make_predictor(model_dir, (0,), backend="onnxruntime")
     fresh = predictor.predict_logits_from_preprocessed_data(data)
     torch.testing.assert_close(fresh.float(), expected, rtol=2e-3, atol=2e-2)
-    assert not torch.equal(fresh, before) and predictor._compiled[0]._run is not stale and not runners._started
+    assert not torch.equal(fresh, before) and predictor.prediction_context().runners()[0].run is not stale and not runners._started
 
 
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
@@ -177,7 +177,7 @@ def test_cached_folds_predict_without_loading_checkpoints_or_torch(model_dir, tm
 
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
 def test_cached_export_without_a_valid_sidecar_is_checked_against_the_checkpoint(model_dir):
-    make_predictor(model_dir, (0,), backend="onnxruntime").fold_network(0)  # exports fold 0
+    make_predictor(model_dir, (0,), backend="onnxruntime").prediction_context().runners()  # exports fold 0
     (cached,) = _cache_files(model_dir)
     sidecar = runners.sidecar_path(cached)
     facts = json.loads(sidecar.read_text())
@@ -194,7 +194,7 @@ def test_cached_export_without_a_valid_sidecar_is_checked_against_the_checkpoint
     assert load_cached_model(model_dir, (0,)) is None
     predictor = make_predictor(model_dir, (0,), backend="onnxruntime")
     assert predictor.network is not None  # the checkpoint was loaded ...
-    predictor.fold_network(0)
+    predictor.prediction_context().runners()
     assert json.loads(sidecar.read_text()) == facts and _cache_files(model_dir) == [cached]  # ... and re-recorded
     assert load_cached_model(model_dir, (0,)).onnx_files == [cached]
     # a changed checkpoint: the cached file is no longer current
@@ -205,7 +205,7 @@ def test_cached_export_without_a_valid_sidecar_is_checked_against_the_checkpoint
 
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
 def test_cached_folds_predict_in_slabs_like_in_memory(model_dir, tmp_path, caplog):
-    make_predictor(model_dir, (0,), backend="onnxruntime").fold_network(0)  # exports fold 0 and its sidecar
+    make_predictor(model_dir, (0,), backend="onnxruntime").prediction_context().runners()  # exports fold 0 and its sidecar
     in_memory = make_predictor(model_dir, (0,), backend="onnxruntime")
     slabs = make_predictor(model_dir, (0,), backend="onnxruntime", max_ram_gb=1e-4)
     assert in_memory.network is None and slabs.network is None  # both started from the cache alone
@@ -238,7 +238,7 @@ def test_cascade_and_2d_models_from_the_cache_with_parts(variant, model_dir, tmp
     else:
         folder = _make_variant_model(model_dir, "2d_small", {"inherits_from": "2d"}, in_channels=1)
     make_predictor(folder).predict_from_files(str(IMAGES), str(tmp_path / "torch"), **extra, **SEQUENTIAL)
-    make_predictor(folder, backend="onnxruntime").fold_network(0)  # the first run exports
+    make_predictor(folder, backend="onnxruntime").prediction_context().runners()  # the first run exports
     cached = make_predictor(folder, backend="onnxruntime")
     assert cached.network is None and cached.configuration.name == folder.name
     assert cached.allowed_mirroring_axes == ((0, 1, 2) if variant == "cascade" else (0, 1))

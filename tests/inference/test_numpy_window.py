@@ -1,13 +1,18 @@
-"""The numpy sliding window (CPU runtimes) gives the same numbers as the torch one."""
+"""The engine with a numpy runner (CPU runtimes) gives the same numbers as with a torch runner."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from nnunet.inference import numpy_window
+from nnunet.inference import engine
 from nnunet.inference.sliding_window import compute_gaussian, sliding_window_logits
 from nnunet.inference.tiling import gaussian_weights
+
+
+def _numpy_logits(run, image, patch, heads, step, gaussian, axes, dtype="float16"):
+    settings = engine.WindowSettings(tuple(patch), heads, step, gaussian, axes, engine.dtype_name(dtype))
+    return engine.predict_logits([engine.ArrayRunner(run)], image, settings)
 
 
 def _network(conv: type, channels: int):
@@ -32,7 +37,7 @@ def test_numpy_window_equals_torch_window(conv, shape, patch, axes, dtype):
     image = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     expected = sliding_window_logits(net, torch.from_numpy(image), patch, 3, 0.5, True, axes,
                                      accumulation_dtype=getattr(torch, dtype)).numpy()
-    got = numpy_window.sliding_window_logits(as_numpy, image, patch, 3, 0.5, True, axes, np.dtype(dtype))
+    got = _numpy_logits(as_numpy, image, patch, 3, 0.5, True, axes, np.dtype(dtype))
     assert got.dtype == expected.dtype and got.shape == (3, *shape[1:])
     np.testing.assert_array_equal(got, expected)
 
@@ -41,7 +46,7 @@ def test_numpy_window_without_gaussian_equals_torch_window():
     net, as_numpy = _network(torch.nn.Conv3d, 1)
     image = np.random.default_rng(2).standard_normal((1, 30, 20, 20)).astype(np.float32)
     expected = sliding_window_logits(net, torch.from_numpy(image), (16, 16, 16), 3, 0.5, False, (0,)).numpy()
-    got = numpy_window.sliding_window_logits(as_numpy, image, (16, 16, 16), 3, 0.5, False, (0,))
+    got = _numpy_logits(as_numpy, image, (16, 16, 16), 3, 0.5, False, (0,))
     np.testing.assert_array_equal(got, expected)
 
 
@@ -55,4 +60,4 @@ def test_numpy_importance_map_equals_torch_map(patch):
 
 def test_numpy_mirroring_rejects_axes_the_input_lacks():
     with pytest.raises(ValueError, match="do not fit"):
-        numpy_window.predict_with_mirroring(lambda x: x, np.zeros((1, 1, 4, 4), np.float32), (2,))
+        engine.mirrored_prediction(lambda x: x, engine.NumpyOps(), np.zeros((1, 1, 4, 4), np.float32), (2,))

@@ -12,7 +12,8 @@ import torch
 
 from nnunet.inference.export import resample_logits
 from nnunet.inference.slab_export import ProbabilityFile, SlabResampler
-from nnunet.inference.slab_window import sliding_window_slabs, tile_rows
+from nnunet.inference.engine import predict_slabs
+from nnunet.inference.tiling import tile_rows
 from nnunet.planning.plans import Plans
 from tests.inference.conftest import MODEL, make_predictor
 from tests.inference.test_predictor import _add_fold, _make_variant_model
@@ -24,13 +25,11 @@ TINY_BUDGET_GB = 1e-6  # below any case: forces the slab path with one row per s
 
 
 def _slab_logits(predictor, image):
-    slabs = list(sliding_window_slabs(predictor.fold_network, predictor.num_folds, image,
-                                      predictor.configuration.patch_size,
-                                      predictor.label_manager.num_segmentation_heads, predictor.tile_step_size,
-                                      predictor.use_gaussian, predictor._mirror_axes))
+    context = predictor.prediction_context()
+    slabs = list(predict_slabs(context.slab_runners(), image, context.window))
     starts = [s for s, _ in slabs]
     assert starts == sorted(starts) and starts[0] == 0
-    return torch.cat([rows for _, rows in slabs], dim=1), len(slabs)
+    return torch.from_numpy(np.concatenate([rows for _, rows in slabs], axis=1)), len(slabs)
 
 
 @pytest.mark.parametrize("shape", [(1, 34, 18, 21), (1, 37, 12, 20)])  # the second is padded on two axes

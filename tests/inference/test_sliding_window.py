@@ -8,11 +8,11 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
+from nnunet.inference import engine
 from nnunet.inference import sliding_window as sw
 from nnunet.inference.sliding_window import (compute_gaussian, compute_steps_for_sliding_window, iter_tile_slicers,
                                              mirror_axis_combinations, pad_to_patch, padding_for_patch,
-                                             predict_with_mirroring, sliding_window_logits,
-                                             sliding_window_logits_with_fallback)
+                                             predict_with_mirroring, sliding_window_logits)
 
 torch.set_num_threads(1)
 
@@ -222,26 +222,35 @@ def test_stitching_with_mirroring_and_real_network_on_small_image():
     torch.testing.assert_close(got, direct, atol=1e-4, rtol=1e-3)
 
 
-def test_fallback_to_cpu_accumulation_on_device_error(monkeypatch):
-    calls, emptied = [], []
+class _FailingOnDeviceOps(engine.NumpyOps):
+    """Accumulators 'on a device' whose first allocation runs out of memory."""
+    on_device = True
 
-    def fake(results_device, **kwargs):
-        calls.append(torch.device(results_device).type)
-        if results_device.type != "cpu":
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return "cpu result"
+    def __init__(self, log):
+        self.log = log
 
-    monkeypatch.setattr(sw, "sliding_window_logits", fake)
-    monkeypatch.setattr(sw, "_empty_cache", lambda device: emptied.append(device.type))
-    out = sliding_window_logits_with_fallback(None, torch.zeros(1, 4, 4, 4), (4, 4, 4), 2, device="cuda")
-    assert out == "cpu result" and calls == ["cuda", "cpu"] and emptied == ["cuda"]
-    calls.clear()
-    sliding_window_logits_with_fallback(None, torch.zeros(1, 4, 4, 4), (4, 4, 4), 2, device="cuda",
-                                        perform_everything_on_device=False)
-    assert calls == ["cpu"]
-    calls.clear()
-    sliding_window_logits_with_fallback(None, torch.zeros(1, 4, 4, 4), (4, 4, 4), 2, device="cpu")
-    assert calls == ["cpu"]
+    def zeros(self, shape, dtype):
+        self.log.append("device zeros")
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def empty_cache(self):
+        self.log.append("emptied")
+
+    def host_accumulation(self):
+        self.log.append("host")
+        return engine.NumpyOps()
+
+
+def test_fallback_to_host_accumulation_on_device_error():
+    log = []
+    runner = engine.ArrayRunner(lambda x: np.concatenate([x, 2 * x - 1], 1))
+    runner.ops = _FailingOnDeviceOps(log)
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 9, 10, 11)).astype(np.float32)
+    settings = engine.WindowSettings((8, 8, 8), 2)
+    got = engine.predict_logits([runner], image, settings)
+    assert log == ["device zeros", "emptied", "host"]
+    expected = engine.predict_logits([engine.ArrayRunner(runner.run)], image, settings)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_overflow_raises():
