@@ -294,7 +294,7 @@ def _fold_averaged_slabs(runners: Sequence[Runner], ops: ArrayOps, tiles: Padded
     with ops.context():
         for i, group in enumerate(groups):
             stop = row_start(groups[i + 1][0]) if i + 1 < len(groups) else tiles.padded[0]
-            total, overflow = None, []
+            total = overflow = None
             for runner, accumulator in zip(runners, accumulators):
                 runner.prepare()
                 for index in group:
@@ -303,13 +303,14 @@ def _fold_averaged_slabs(runners: Sequence[Runner], ops: ArrayOps, tiles: Padded
                     if on_tile is not None:
                         on_tile()
                 part = accumulator.pop(stop)
-                overflow.append(ops.any_inf(part))  # read once per slab, below: no wait for the device per tile
+                flag = ops.any_inf(part)  # read once per slab, below: the device is not waited for per tile or fold
+                overflow = flag if overflow is None else overflow | flag
                 if total is None:
                     total = part
                 else:
                     total += part
                 del part
-            if any(bool(flag) for flag in overflow):
+            if bool(overflow):
                 raise RuntimeError(OVERFLOW_MESSAGE)
             if len(runners) > 1:
                 total /= len(runners)
