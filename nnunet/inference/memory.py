@@ -4,7 +4,7 @@ The in-RAM path holds, at its peak, the preprocessed image, the float16 accumula
 the logits on their way to the export process and, there, the resampled logits, float64 temporaries of the
 resampling, the label maps and (``--save_probabilities``) float32 probabilities before and after un-cropping.
 :func:`in_ram_bytes` adds these up; when the sum does not fit the budget (``--max_ram_gb``, or otherwise 70 %
-of the memory the system reports available), the case is predicted in slabs (:mod:`nnunet.inference.slabs`).
+of the memory the system reports available), the case is predicted in slabs (:func:`nnunet.inference.engine.predict_slabs`).
 """
 from __future__ import annotations
 

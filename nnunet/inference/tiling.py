@@ -1,9 +1,8 @@
 """Where the sliding window puts its tiles, how they are read, and the importance map that weights them
 (torch-free).
 
-Shared by the torch sliding window (:mod:`nnunet.inference.sliding_window`, :mod:`~.slab_window`) and the
-numpy one that the CPU runtimes use (:mod:`nnunet.inference.numpy_window`), so that both visit the same tiles
-in the same order with the same weights.
+Used by the engine (:mod:`nnunet.inference.engine`) for every runner, so that the torch and the numpy runners
+visit the same tiles in the same order with the same weights.
 """
 from __future__ import annotations
 
@@ -142,7 +141,7 @@ def mirror_axis_combinations(axes: Sequence[int]) -> list[tuple[int, ...]]:
 
 
 def gaussian_weights(tile_size: Sequence[int], dtype: type = np.float16) -> np.ndarray:
-    """The importance map of :func:`nnunet.inference.sliding_window.compute_gaussian` as a numpy array.
+    """The importance map of :func:`nnunet.inference.torch_engine.compute_gaussian` as a numpy array.
 
     The same numbers: float64 is rounded through float32 (as torch converts to float16), and values that
     underflowed to 0 take the smallest non-zero value.
