@@ -150,8 +150,10 @@ def test_cli_missing_backend_package(monkeypatch, tmp_path, capsys):
 NO_TORCH_RUN = """
 import sys
 from nnunet.inference.api import predict_from_model_folder
+budget = float(sys.argv[4]) if len(sys.argv) > 4 else None  # a tiny budget: every case in slabs
 predict_from_model_folder(sys.argv[1], sys.argv[2], sys.argv[3], (0, 1), device=None, show_progress=False,
-                          num_processes_preprocessing=0, num_processes_segmentation_export=0, backend="onnxruntime")
+                          num_processes_preprocessing=0, num_processes_segmentation_export=0, backend="onnxruntime",
+                          max_ram_gb=budget)
 loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
 assert not loaded, f"torch was imported: {loaded[:5]}"
 """
@@ -166,13 +168,14 @@ def test_cached_folds_predict_without_loading_checkpoints_or_torch(model_dir, tm
         (cached,) = _cache_files(model_dir, fold)
         assert runners.read_sidecar(cached) == {"trainer_name": "nnUNetTrainer_1epoch", "configuration": "3d_fullres",
                                                 "inference_allowed_mirroring_axes": [0, 1, 2]}
-    run = subprocess.run([sys.executable, "-c", NO_TORCH_RUN, str(IMAGES), str(tmp_path / "again"), str(model_dir)],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr[-2000:]
-    for case in CASES:
-        a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "first" / f"{case}.nii.gz")))
-        b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "again" / f"{case}.nii.gz")))
-        np.testing.assert_array_equal(a, b)
+    for name, budget in (("again", []), ("slabs", ["1e-6"])):  # in memory, then in slabs: neither imports torch
+        run = subprocess.run([sys.executable, "-c", NO_TORCH_RUN, str(IMAGES), str(tmp_path / name), str(model_dir),
+                              *budget], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        for case in CASES:
+            a = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "first" / f"{case}.nii.gz")))
+            b = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name / f"{case}.nii.gz")))
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
