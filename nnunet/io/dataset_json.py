@@ -67,11 +67,6 @@ def channel_names(ds: dict[str, Any]) -> dict[str, str] | None:
     return ds.get("channel_names", ds.get("modality"))
 
 
-def reader_override(ds: dict[str, Any]) -> str | None:
-    name = ds.get("overwrite_image_reader_writer")
-    return None if name in (None, "None") else name
-
-
 def training_cases(raw_folder: str | os.PathLike, ds: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{case_id: {"images": [paths per channel], "label": path}}`` of a raw dataset.
 

@@ -15,14 +15,6 @@ from nnunet.errors import DatasetError
 _NAME_RE = re.compile(r"^Dataset(\d{3})_(.+)$")
 
 
-def dataset_id_from_name(name: str) -> int:
-    """``Dataset004_Hippocampus`` -> 4."""
-    m = _NAME_RE.match(name)
-    if not m:
-        raise DatasetError(f"{name!r} is not a dataset name of the form DatasetXXX_Name (XXX = three digits).")
-    return int(m.group(1))
-
-
 def dataset_folders_with_id(dataset_id: int) -> list[tuple[str, str]]:
     """``(root variable, folder name)`` of every ``DatasetXXX_*`` folder with this id in the roots that are set."""
     prefix = f"Dataset{dataset_id:03d}_"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -395,7 +394,3 @@ class Plans:
         from nnunet.registry import PLANNERS
 
         return PLANNERS.find(self.experiment_planner_name)
-
-    @cached_property
-    def num_input_channels_hint(self) -> int:
-        return len(self.foreground_intensity_properties_per_channel)

@@ -9,7 +9,6 @@ Anything else is refused with a message naming the file and the object it tried 
 from __future__ import annotations
 
 import collections
-import io
 import os
 import pickle
 from pathlib import Path
@@ -78,12 +77,6 @@ class DataUnpickler(pickle.Unpickler):
             raise UnsafePickleError(
                 f"{self.source}: refused to load {module}.{name}. This file may only hold plain data and numpy "
                 f"arrays; loading it with pickle could run code. Do not use a file of unknown origin.") from None
-
-
-def loads_data(data: bytes, source: str = "<bytes>",
-               extra: Mapping[tuple[str, str], Any] | None = None) -> Any:
-    """Unpickle ``data`` that may contain only plain data and numpy objects (and ``extra`` globals)."""
-    return DataUnpickler(io.BytesIO(data), source, extra).load()
 
 
 def load_data_pickle(path: str | os.PathLike, extra: Mapping[tuple[str, str], Any] | None = None,

@@ -5,8 +5,11 @@ The differences: an id without a dataset folder, or with several, raises our Dat
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
+from nnunet.errors import DatasetError
 from nnunet.io import naming as _naming
 
 __all__ = ["convert_dataset_name_to_id", "convert_id_to_dataset_name", "find_candidate_datasets",
@@ -23,7 +26,11 @@ def convert_id_to_dataset_name(dataset_id: int):
 
 
 def convert_dataset_name_to_id(dataset_name: str):
-    return _naming.dataset_id_from_name(dataset_name)
+    """``Dataset004_Hippocampus`` -> 4."""
+    match = re.match(r"^Dataset(\d{3})_.+$", dataset_name)
+    if not match:
+        raise DatasetError(f"{dataset_name!r} is not a dataset name of the form DatasetXXX_Name (XXX = three digits).")
+    return int(match.group(1))
 
 
 def maybe_convert_to_dataset_name(dataset_name_or_id):
