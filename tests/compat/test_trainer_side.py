@@ -10,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from tests.compat.signatures import our_signature, same_default
 from tests.conftest import FIXTURES
 from tests.reliability.conftest import TINY, TINY_ID, command_env, script
 from tests.training.helpers import REF_PYTHON
@@ -343,9 +344,7 @@ print(json.dumps(out))
 
 
 def test_further_trainer_side_names_take_2_8_1s_parameters():
-    from tests.compat.test_signatures import _ours, _same_default
-
-    ours = {key: _ours(key) for key in NEW_NAMES}  # each importable here
+    ours = {key: our_signature(key) for key in NEW_NAMES}  # each importable here
     if not REF_PYTHON.is_file():
         pytest.skip("reference nnU-Net venv not installed: checked that the names import")
     reference = _reference_value(f"KEYS = {NEW_NAMES!r}\n" + DESCRIBE)
@@ -355,7 +354,7 @@ def test_further_trainer_side_names_take_2_8_1s_parameters():
             our = our[:len(ref)]
         assert [p[:2] for p in our[:len(ref)]] == [p[:2] for p in ref], f"{key}: ours {our}, 2.8.1 {ref}"
         for (name, _, ref_default), (_, _, our_default) in zip(ref, our):
-            assert _same_default(name, ref_default, our_default) or (ref_default == "device(type='cpu')" and
+            assert same_default(name, ref_default, our_default) or (ref_default == "device(type='cpu')" and
                                                                      our_default == "None"), (key, name)
         assert all(p[2] is not None or p[1].startswith("VAR") for p in our[len(ref):]), key
 

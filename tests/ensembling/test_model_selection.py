@@ -20,7 +20,7 @@ from nnunet.ensembling.model_selection import (candidate_models, ensemble_identi
 from nnunet.errors import NnunetError
 from tests.conftest import FIXTURES
 from tests.ensembling.trained_models import CASES, DATASET, make_trained_models
-from tests.evaluation.test_evaluate_parity import assert_json_equal
+from tests.json_equal import assert_json_equal
 
 FIXTURE_DIR = FIXTURES / "ensembling"
 FIND_BEST_NOISE = {"2d": 1.6, "3d_fullres": 1.2}

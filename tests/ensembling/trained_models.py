@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from tests.evaluation.synthetic_cases import ORIGIN, SPACING_XYZ, _properties
+from tests.evaluation.synthetic_cases import ORIGIN, SPACING_XYZ, case_properties
 
 DATASET = "Dataset950_Select"
 LABELS = {"background": 0, "a": 1, "b": 2}
@@ -68,6 +68,6 @@ def make_trained_models(dirs: dict[str, Path], noise: dict[str, float], cascade:
             probs = (e / e.sum(0, keepdims=True)).astype(np.float32)
             np.savez_compressed(validation / f"{case}.npz", probabilities=probs)
             with open(validation / f"{case}.pkl", "wb") as f:
-                pickle.dump(_properties(SHAPE), f)
+                pickle.dump(case_properties(SHAPE), f)
             _write_nii(probs.argmax(0), validation / f"{case}.nii.gz")
     return folders

@@ -187,7 +187,7 @@ ENSEMBLE_DATASETS = {
 }
 
 
-def _properties(shape: tuple[int, ...]) -> dict:
+def case_properties(shape: tuple[int, ...]) -> dict:
     return {
         "sitk_stuff": {"spacing": SPACING_XYZ, "origin": ORIGIN, "direction": (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)},
         "spacing": list(SPACING_XYZ[::-1]),
@@ -221,5 +221,5 @@ def make_ensemble_inputs(root: str | Path, name: str, num_folders: int = 2, num_
             dtype = np.float16 if k == num_folders - 1 else np.float32
             np.savez_compressed(folder / f"case_{i:03d}.npz", probabilities=probs.astype(dtype))
             with open(folder / f"case_{i:03d}.pkl", "wb") as f:
-                pickle.dump(_properties(shape), f)
+                pickle.dump(case_properties(shape), f)
     return folders

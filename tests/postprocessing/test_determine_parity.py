@@ -25,7 +25,7 @@ from nnunet.postprocessing.components import remove_all_but_largest_component_fr
 from nnunet.postprocessing.pp_file import load_postprocessing
 from tests.conftest import FIXTURES
 from tests.evaluation.synthetic_cases import PP_DATASETS, make_pp_dataset
-from tests.evaluation.test_evaluate_parity import assert_json_equal
+from tests.json_equal import assert_json_equal
 
 FIXTURE_DIR = FIXTURES / "postprocessing"
 REF_VENV = Path(os.environ.get("NNUNET_REF_VENV", "/work/ref/.venv-ref"))

@@ -217,3 +217,11 @@ def run_reference_trainer_script(script: str, folder: Path) -> subprocess.Comple
                OMP_NUM_THREADS="1")
     return subprocess.run([str(REF_PYTHON), "-c", script], capture_output=True, text=True, env=env, timeout=300)
 
+
+#: Primus sizes too large to build for real in a test (compared on the meta device)
+HEAVY = ("Primus_B", "Primus_M", "Primus_L", "PrimusV2B", "PrimusV2M", "PrimusV2L", "PrimusV3B", "PrimusV3M",
+         "PrimusV3L", "_96_", "_48_")
+
+
+def is_heavy(name: str) -> bool:
+    return any(h in name for h in HEAVY)

@@ -29,6 +29,7 @@ from nnunet.errors import NnunetError
 from nnunet.registry import TRAINERS
 from nnunet.training.trainer import nnUNetTrainer
 from tests.conftest import FIXTURES
+from tests.training.helpers import is_heavy
 
 sys.path.insert(0, str(FIXTURES / "training"))
 from describe import (describe_optimizer, describe_transform, digest, seeded_loss_inputs)  # noqa: E402
@@ -37,15 +38,6 @@ torch.set_num_threads(1)
 REF = json.loads((FIXTURES / "training" / "reference_trainers.json").read_text())
 NAMES = sorted(REF["trainers"])
 CONFIGS = sorted(REF["plans"]["configurations"])
-#: Primus sizes too large to build for real in a test (compared on the meta device)
-HEAVY = ("Primus_B", "Primus_M", "Primus_L", "PrimusV2B", "PrimusV2M", "PrimusV2L", "PrimusV3B", "PrimusV3M",
-         "PrimusV3L", "_96_", "_48_")
-
-
-def is_heavy(name: str) -> bool:
-    return any(h in name for h in HEAVY)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry")

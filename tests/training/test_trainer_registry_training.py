@@ -24,7 +24,7 @@ from nnunet.training.data.dataset import PreprocessedDataset
 from nnunet.training.run import get_trainer_from_args
 from tests.conftest import FIXTURES
 from tests.training.helpers import make_2d_dataset, make_3d_dataset
-from tests.training.test_trainer_registry import is_heavy
+from tests.training.helpers import is_heavy
 
 torch.set_num_threads(1)
 REF = json.loads((FIXTURES / "training" / "reference_trainers.json").read_text())
