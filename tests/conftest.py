@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("nnUNet_def_n_proc", "1")
+# tiny test jobs would otherwise run without the worker processes that many tests are about
+os.environ.setdefault("nnUNet_small_job_mb", "0")
 
 # A shell starts background jobs (`pytest ... &`, nohup) with Ctrl-C ignored, and commands the tests start
 # inherit that: the tests that send SIGINT would then see it ignored. Give the suite a normal Ctrl-C.
@@ -28,3 +30,15 @@ def nnunet_dirs(tmp_path, monkeypatch):
         monkeypatch.setenv(var, str(folder))
         dirs[sub] = folder
     return dirs
+
+
+@pytest.fixture
+def register(monkeypatch):
+    """``register(REGISTRY, cls, ...)``: make test classes findable by name for one test only; the registry's
+    entries are restored afterwards, so no test sees another's classes."""
+
+    def add(registry, *classes) -> None:
+        for cls in classes:
+            monkeypatch.setitem(registry._entries, cls.__name__, cls)
+
+    return add

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import tempfile
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -69,13 +68,9 @@ def check_backend(backend: str, device: torch.device | str) -> None:
 
 
 def _export_onnx(network: torch.nn.Module, input_shape: Sequence[int], target: Path) -> None:
-    import torch
+    from nnunet.inference.onnx_export import export_onnx  # imports torch: only when a fold is exported
 
-    example = torch.zeros((1, *input_shape))
-    with warnings.catch_warnings():  # tracer notes about shape checks that are constant for a fixed patch size
-        warnings.simplefilter("ignore")
-        torch.onnx.export(network, (example,), str(target), dynamo=False, input_names=["tile"], output_names=["logits"],
-                          dynamic_axes={"tile": {0: "batch"}, "logits": {0: "batch"}}, opset_version=ONNX_OPSET)
+    export_onnx(network, input_shape, target)
 
 
 def _export_onnx_or_explain(network: torch.nn.Module, input_shape: Sequence[int], target: Path,

@@ -180,9 +180,18 @@ def finished(ofile: str, file_ending: str, save_probabilities: bool, reader: Any
     return True
 
 
-#: a job whose input files are together smaller than this, and that has fewer than two cases per worker, is
+#: a job whose input files are together smaller than this many MB (environment variable
+#: ``nnUNet_small_job_mb``; 0 switches the rule off), and that has fewer than two cases per worker, is
 #: preprocessed and exported in the predicting process (see :func:`processes_for_job`)
-SMALL_JOB_BYTES = 32 * 1024 ** 2
+SMALL_JOB_MB = 32
+
+
+def small_job_bytes() -> int:
+    value = os.environ.get("nnUNet_small_job_mb", str(SMALL_JOB_MB))
+    try:
+        return int(float(value) * 1024 ** 2)
+    except ValueError:
+        raise NnunetError(f"nnUNet_small_job_mb must be a number of MB, got {value!r}.") from None
 
 
 def processes_for_job(files: Sequence[Sequence[str]], preprocessing: int, export: int) -> tuple[int, int]:
@@ -193,15 +202,15 @@ def processes_for_job(files: Sequence[Sequence[str]], preprocessing: int, export
     took 7.0 s with two workers of each kind and 5.8-6.1 s without any. Large images keep their workers, whose
     preprocessing overlaps the forward passes.
     """
-    workers = max(preprocessing, export)
-    if workers == 0 or len(files) >= 2 * workers:
+    workers, limit = max(preprocessing, export), small_job_bytes()
+    if workers == 0 or limit <= 0 or len(files) >= 2 * workers:
         return preprocessing, export
     size = 0
     for case in files:
         for f in case:
             with contextlib.suppress(OSError):
                 size += os.path.getsize(f)
-    if size >= SMALL_JOB_BYTES:
+    if size >= limit:
         return preprocessing, export
     logger.info("Small job (%d case(s), %.1f MB of images): preprocessing and export run in this process.",
                 len(files), size / 1024 ** 2)

@@ -35,7 +35,7 @@ import numpy as np
 
 from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
-from nnunet.inference import cases, data_iterators, engine
+from nnunet.inference import cases, data_iterators, engine, inputs
 from nnunet.inference.backends import check_backend, compile_folds, device_type, open_cached, runs_on_torch
 from nnunet.inference.inputs import case_identifier, check_list_of_lists, lists_from_folder  # noqa: F401
 from nnunet.inference.cached_model import load_cached_model
@@ -364,6 +364,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         cases.write_run_files(context, todo.output_folder, call_args)
         if not todo.files:
             return []
+        num_processes_preprocessing, num_processes_segmentation_export = inputs.processes_for_job(
+            todo.files, num_processes_preprocessing, num_processes_segmentation_export)
         jobs = [(files, prev, self.plans, self.configuration, self.dataset_json, self.verbose_preprocessing)
                 for files, prev in zip(todo.files, todo.previous)]
         with cases.handover_folder(todo.output_folder, num_processes_preprocessing > 0) as handover:
