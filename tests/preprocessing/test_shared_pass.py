@@ -19,7 +19,6 @@ from nnunet.registry import PREPROCESSORS
 CALLS: dict[str, list] = {"read": [], "process": [], "run": []}
 
 
-@PREPROCESSORS.register
 class CountingPreprocessor(DefaultPreprocessor):
     """Default behaviour; records reads and processing calls."""
 
@@ -36,7 +35,6 @@ class CountingPreprocessor(DefaultPreprocessor):
         return super().run_case_npy(data, seg, properties, plans, configuration, dataset_json)
 
 
-@PREPROCESSORS.register
 class SegHookPreprocessor(DefaultPreprocessor):
     """Changes the seg per configuration: its arrays must never be shared."""
 
@@ -45,13 +43,17 @@ class SegHookPreprocessor(DefaultPreprocessor):
         return seg
 
 
-@PREPROCESSORS.register
 class OwnRunPreprocessor(DefaultPreprocessor):
     """Overrides the per-configuration entry point, which must then be called once per configuration."""
 
     def run(self, dataset_name_or_id, configuration_name, plans_identifier, num_processes, show_progress=True):
         CALLS["run"].append(configuration_name)
         super().run(dataset_name_or_id, configuration_name, plans_identifier, num_processes, show_progress)
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(PREPROCESSORS, CountingPreprocessor, SegHookPreprocessor, OwnRunPreprocessor)
 
 
 @pytest.fixture(autouse=True)

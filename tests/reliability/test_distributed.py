@@ -58,7 +58,8 @@ def test_elastic_restart_after_sigkill_resumes_from_latest(tiny, tmp_path):
             return any(e["rank"] == 1 and e["epoch"] == 2 for e in events(record, "epoch"))
 
         wait_for(rank1_in_epoch_2, 180, launchers, "rank 1 starting epoch 2")
-        time.sleep(0.4)  # inside the epoch (4 steps of 0.25 s)
+        # not a wait for a process (that is wait_for above): it moves the kill into the middle of the epoch
+        time.sleep(0.4)  # (4 steps of 0.25 s)
         latest_epoch = load_checkpoint_file(fold / "checkpoint_latest.pth")["current_epoch"]
         (victim,) = [e["pid"] for e in events(record, "start") if e["rank"] == 1]
         os.kill(victim, signal.SIGKILL)

@@ -24,7 +24,6 @@ FINETUNE = "Dataset931_Finetune"
 PRETRAIN = "Dataset932_Pretrain"
 
 
-@TRAINERS.register
 class FinetuneProbeTrainer(TinyTestTrainer):
     """Records the network weights at the start of training (after -pretrained_weights was applied)."""
 
@@ -36,6 +35,11 @@ class FinetuneProbeTrainer(TinyTestTrainer):
     def on_train_start(self) -> None:
         super().on_train_start()
         FinetuneProbeTrainer.start_weights = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, FinetuneProbeTrainer)
 
 
 @pytest.fixture

@@ -162,7 +162,7 @@ class SlowTinyTestTrainer(TinyTestTrainer):
         import time
 
         super().on_epoch_end()
-        time.sleep(0.5)
+        time.sleep(0.5)  # the injected slowness itself, not a wait
 
 
 @TRAINERS.register
@@ -189,7 +189,7 @@ class SlowValidationTrainer(TinyTestTrainer):
 
         def slow_log(*args, **kwargs):
             if args and str(args[0]).startswith("predicting "):
-                time.sleep(0.7)
+                time.sleep(0.7)  # the injected slowness itself, not a wait
             log(*args, **kwargs)
 
         self.print_to_log_file = slow_log

@@ -36,18 +36,15 @@ BACKENDS = ["aot_eager", pytest.param("inductor", marks=[
 HOST_READS = ("item", "cpu", "numpy", "tolist", "__float__", "__int__", "__bool__", "__index__")
 
 
-@TRAINERS.register
 class Float16CpuTrainer(TinyTestTrainer):
     mixed_precision = "float16"
 
 
-@TRAINERS.register
 class Float16FusedCpuTrainer(TinyTestTrainer):
     mixed_precision = "float16"
     optimizer_kwargs = {"fused": True}
 
 
-@TRAINERS.register
 class Bfloat16CpuTrainer(TinyTestTrainer):
     mixed_precision = "bfloat16"
 
@@ -59,17 +56,20 @@ class _CompilingOnCpu(TinyTestTrainer):
         return True
 
 
-@TRAINERS.register
 class CompileAotEagerTrainer(_CompilingOnCpu):
     compile_options = {"backend": "aot_eager", "fullgraph": True}
 
 
-@TRAINERS.register
 class CompileInductorTrainer(_CompilingOnCpu):
     compile_options = {"backend": "inductor", "fullgraph": True}
 
 
 COMPILING = {"aot_eager": "CompileAotEagerTrainer", "inductor": "CompileInductorTrainer"}
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, Float16CpuTrainer, Float16FusedCpuTrainer, Bfloat16CpuTrainer, CompileAotEagerTrainer, CompileInductorTrainer)
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@TRAINERS.register
 class LossTestTrainer(TinyTestTrainer):
     num_epochs = 3
     num_iterations_per_epoch = 12
@@ -196,7 +195,6 @@ def test_variants_are_class_attributes():
         (1e-2, 3e-5, 1000, 250, 50, 0.33)
 
 
-@TRAINERS.register
 class TinyBenchmarkTrainer(TRAINERS.get("nnUNetTrainerBenchmark_5epochs_noDataLoading")):
     num_iterations_per_epoch = 2
     num_val_iterations_per_epoch = 1
@@ -250,9 +248,13 @@ def test_empty_training_split_is_refused(dirs):
         trainer.do_split()
 
 
-@TRAINERS.register
 class CappedBatchTrainer(TinyTestTrainer):
     max_batch_size = 3
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, LossTestTrainer, TinyBenchmarkTrainer, CappedBatchTrainer)
 
 
 @pytest.mark.slow

@@ -103,7 +103,7 @@ class WaitBeforeValidationTrainer(RecordingTrainer):
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         record("validation")
-        time.sleep(60)
+        time.sleep(60)  # the injected hang itself (the test signals it), not a wait
         return super().perform_actual_validation(save_probabilities)
 
 
