@@ -42,15 +42,3 @@ def register(monkeypatch):
             monkeypatch.setitem(registry._entries, cls.__name__, cls)
 
     return add
-
-
-@pytest.fixture
-def register(monkeypatch):
-    """``register(REGISTRY, cls, ...)``: make test classes findable by name for one test only; the registry's
-    entries are restored afterwards, so no test sees another's classes."""
-
-    def add(registry, *classes) -> None:
-        for cls in classes:
-            monkeypatch.setitem(registry._entries, cls.__name__, cls)
-
-    return add
