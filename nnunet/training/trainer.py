@@ -149,12 +149,7 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
         self.local_rank = ddp.rank_and_world()[0]
         self.device = self._resolve_device(torch.device(device))
         self.plans_manager = Plans(plans)
-        self.configuration_manager: Configuration = self.plans_manager.configuration(configuration)
-        if self.configuration_batch_size is not None:
-            self.configuration_manager.data["batch_size"] = int(self.configuration_batch_size)
-        if self.max_batch_size is not None:
-            self.configuration_manager.data["batch_size"] = min(self.configuration_manager.batch_size,
-                                                                int(self.max_batch_size))
+        self.configuration_manager = self._with_own_batch_size(self.plans_manager.configuration(configuration))
         self.configuration_name = configuration
         self.dataset_json = dataset_json
         self.fold = fold
@@ -185,6 +180,18 @@ class nnUNetTrainer(TrainingLoop):  # noqa: N801 - nnU-Net's class name, kept so
             configurations[configuration] = {**configurations[configuration],
                                              "patch_size": [int(p) for p in self.configuration_patch_size]}
         return {**plans, "configurations": configurations}
+
+    def _with_own_batch_size(self, configuration: Configuration) -> Configuration:
+        """The configuration with the batch size this trainer class sets or caps, as a new value (the plans stay
+        as they were read: the model folder's plans.json is theirs)."""
+        batch_size = configuration.batch_size
+        if self.configuration_batch_size is not None:
+            batch_size = int(self.configuration_batch_size)
+        if self.max_batch_size is not None:
+            batch_size = min(batch_size, int(self.max_batch_size))
+        if batch_size == configuration.batch_size:
+            return configuration
+        return Configuration(configuration.name, {**configuration.data, "batch_size": batch_size})
 
     def _resolve_device(self, device: torch.device) -> torch.device:
         # the GPU of this process on its node (LOCAL_RANK; the global rank would be wrong beyond one node)

@@ -257,6 +257,22 @@ def _test_classes_registered(register):
     register(TRAINERS, LossTestTrainer, TinyBenchmarkTrainer, CappedBatchTrainer)
 
 
+def test_training_leaves_the_plans_as_they_were_read(dirs):
+    """The trainer's own batch size (here a cap) lives in its configuration, not in the plans: after training,
+    the Plans object, the caller's dict and the model folder's plans.json all equal the preprocessed plans.json."""
+    make_2d_dataset(dirs["preprocessed"])
+    plans_file = dirs["preprocessed"] / "Dataset902_Tiny2d" / "nnUNetPlans.json"
+    on_disk = json.loads(plans_file.read_text())
+    given = json.loads(plans_file.read_text())
+    trainer = CappedBatchTrainer(plans=given, configuration="2d", fold=0, dataset_json=json.loads(
+        (plans_file.parent / "dataset.json").read_text()), device=torch.device("cpu"))
+    trainer.num_epochs = 1
+    trainer.run_training()
+    assert trainer.batch_size == trainer.configuration_manager.batch_size == 3  # the plans say 4
+    assert trainer.plans_manager.data == on_disk and given == on_disk
+    assert json.loads((trainer.output_folder_base / "plans.json").read_text()) == on_disk
+
+
 @pytest.mark.slow
 def test_cpu_trial_trainer_runs_and_learns(dirs):
     """nnUNetTrainerCPUTrial (10 x 60 iterations, batch at most 32): the cap applies, and a shortened run on tiny
