@@ -145,7 +145,8 @@ def upward_imports() -> list[str]:
         if layer_of(imp.imported) > layer_of(imp.importer):
             problems.append(f"{modules()[imp.importer].relative_to(ROOT)}:{imp.line} {imp.importer} imports "
                             f"{imp.imported}{' (in a function)' if imp.deferred else ''}: layer "
-                            f"{layer_of(imp.importer)} imports layer {layer_of(imp.imported)}")
+                            f"{layer_of(imp.importer) + 1} imports layer {layer_of(imp.imported) + 1} (the lowest "
+                            f"is 1)")
     return problems
 
 

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
 from nnunet.io.dataset_json import label_manager
 from nnunet.io.labels import LabelManager
@@ -109,8 +110,6 @@ def ensemble_folders(list_of_input_folders: Sequence[str | os.PathLike], output_
     Returns:
         The case identifiers written.
     """
-    from nnunet.constants import default_num_processes
-
     folders = [str(f) for f in list_of_input_folders]
     if not folders:
         raise NnunetError("Give at least one input folder to ensemble.")
@@ -150,8 +149,6 @@ def ensemble_crossvalidations(list_of_trained_model_folders: Sequence[str | os.P
     Returns:
         The case identifiers written (without those skipped because ``overwrite`` is False and they exist).
     """
-    from nnunet.constants import default_num_processes
-
     models = [Path(m) for m in list_of_trained_model_folders]
     if not models:
         raise NnunetError("Give at least one trained model folder to ensemble.")

@@ -11,10 +11,16 @@ import shlex
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from nnunet import paths
+from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
 # a model's identifier is its folder's name (kept under these names for the nnunetv2 namespace and the tests)
+from nnunet.io.dataset_json import label_manager
+from nnunet.io.naming import resolve_dataset_name
 from nnunet.models.folder import model_folder_name as model_identifier
 from nnunet.models.folder import parse_model_folder_name as parse_model_identifier
+from nnunet.planning.plans import Plans
+from nnunet.utils.json import atomic_write_bytes, load_json, save_json
 
 DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
 ENSEMBLE_PREFIX = "ensemble"
@@ -129,7 +135,6 @@ def find_best_configuration(dataset_name_or_id: str | int,
     Configurations absent from a plans file are skipped; a configuration present in the plans but never trained
     is an error.
     """
-    from nnunet.constants import default_num_processes
     from nnunet.utils.pool import shared_pool
 
     num_processes = default_num_processes() if num_processes is None else num_processes
@@ -141,17 +146,11 @@ def find_best_configuration(dataset_name_or_id: str | int,
 def _find_best(dataset_name_or_id: str | int, allowed_trained_models: Sequence[dict[str, str]] | None,
                allow_ensembling: bool, num_processes: int, overwrite: bool, folds: Sequence[int | str],
                show_progress: bool) -> dict[str, Any]:
-    from nnunet import paths
-    from nnunet.constants import default_num_processes
     from nnunet.ensembling.ensemble import ensemble_crossvalidations
     from nnunet.evaluation.accumulate_cv_results import accumulate_cv_results, default_merged_folder
     from nnunet.evaluation.evaluate import compute_metrics_on_folder, evaluated_labels, load_summary_json
-    from nnunet.io.dataset_json import label_manager
-    from nnunet.io.naming import resolve_dataset_name
     from nnunet.io.readers import reader_class
-    from nnunet.planning.plans import Plans
     from nnunet.postprocessing.postprocess import determine_postprocessing
-    from nnunet.utils.json import atomic_write_bytes, load_json, save_json
 
     dataset = resolve_dataset_name(dataset_name_or_id)
     results_dir = paths.results_root() / dataset

@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
+from nnunet import paths
 from nnunet.errors import NnunetError
 from nnunet.evaluation.evaluate import compute_metrics_on_folder, evaluated_labels, files_with_ending
+from nnunet.io.dataset_json import label_manager
 from nnunet.io.readers import reader_class
 from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json
@@ -26,8 +28,6 @@ def default_merged_folder(trained_model_folder: str | os.PathLike, folds: Sequen
 
 def ground_truth_folder(dataset_name: str) -> Path:
     """``nnUNet_raw/{dataset}/labelsTr`` if it exists, else ``nnUNet_preprocessed/{dataset}/gt_segmentations``."""
-    from nnunet import paths
-
     raw = os.environ.get(paths.RAW)
     if raw and (Path(raw) / dataset_name / "labelsTr").is_dir():
         return Path(raw) / dataset_name / "labelsTr"
@@ -91,8 +91,6 @@ def accumulate_cv_results(trained_model_folder: str | os.PathLike, merged_output
                 copied = True
 
     if copied or not (merged / "summary.json").is_file():
-        from nnunet.io.dataset_json import label_manager
-
         lm = label_manager(dataset_json)
         reference = Path(gt_folder) if gt_folder is not None else ground_truth_folder(plans["dataset_name"])
         compute_metrics_on_folder(reference, merged, merged / "summary.json",

@@ -12,6 +12,7 @@ from nnunet.errors import DatasetError, NnunetError
 from nnunet.evaluation.metrics import (LabelOrRegion, case_metrics, foreground_mean, label_key, mean_per_label,
                                        parse_label_key)
 from nnunet.io.readers import AUTO_ORDER, BaseReaderWriter, reader_class, reader_for_dataset
+from nnunet.planning.plans import Plans
 from nnunet.registry import READERS
 from nnunet.utils.json import load_json, save_json
 from nnunet.utils.pool import run_parallel
@@ -144,8 +145,6 @@ def evaluate_folder(folder_ref: str | os.PathLike, folder_pred: str | os.PathLik
     The reader comes from dataset.json (``overwrite_image_reader_writer`` or auto-detection on the first
     reference file). The output defaults to ``folder_pred/summary.json``.
     """
-    from nnunet.planning.plans import Plans
-
     dataset_json = load_json(dataset_json_file)
     plans = Plans.load(plans_file)
     file_ending = dataset_json["file_ending"]

@@ -16,9 +16,11 @@ import numpy as np
 from nnunet.constants import FOREGROUND_SAMPLING_SEED, NUM_FOREGROUND_SAMPLES, default_num_processes
 from nnunet.errors import DatasetError
 from nnunet.io.case_checks import quick_case_check
+from nnunet.io.channels import check_case_channels
 from nnunet.io.dataset_json import load_dataset_json, training_cases
+from nnunet.io.integrity import verify_dataset_integrity
 from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
-from nnunet.io.readers import reader_for_dataset
+from nnunet.io.readers import reader_class, reader_for_dataset
 from nnunet.preprocessing.cropping import crop_to_nonzero
 from nnunet.registry import FINGERPRINT_EXTRACTORS
 from nnunet.utils.json import load_json, save_json
@@ -63,14 +65,10 @@ def analyze_case(image_files: Sequence[str], seg_file: str, reader_name: str, nu
     image are refused with one error naming the files (they would turn the intensity statistics, and then every
     preprocessed case, into NaN).
     """
-    from nnunet.io.readers import reader_class
-
     reader = reader_class(reader_name)()
     data, props = reader.read_images(image_files)
     seg, _ = reader.read_seg(seg_file)
     if channel_names is not None:
-        from nnunet.io.channels import check_case_channels
-
         check_case_channels(reader, data, image_files, channel_names, seg, seg_file)
     quick_case_check(case_id, data, seg, image_files, seg_file, None)
     shape_before = data.shape[1:]
@@ -233,8 +231,6 @@ def extract_fingerprints(dataset_ids: Sequence[str | int], extractor_name: str =
     for dataset in dataset_ids:
         name = resolve_dataset_name(dataset)
         if check_integrity:
-            from nnunet.io.integrity import verify_dataset_integrity
-
             verify_dataset_integrity(raw_dataset_folder(name), num_processes or default_num_processes())
         extractor = extractor_cls(name, num_processes, verbose)
         fingerprints.append(extractor.run(overwrite_existing=clean, show_progress=show_progress))

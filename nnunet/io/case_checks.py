@@ -15,6 +15,7 @@ import numpy as np
 
 from nnunet.errors import DatasetError, NnunetError
 from nnunet.io.dataset_json import label_manager
+from nnunet.registry import READERS
 
 _OVERLAY_HINT = "Check the overlay of image and label (e.g. nnUNetv2_plot_overlay_pngs or a viewer)."
 
@@ -90,8 +91,6 @@ def nonfinite_image_problems(case_id: str, data: np.ndarray, images: list[str]) 
 def check_case(case_id: str, image_files: list[str], label_file: str, reader_name: str, num_channels: int,
                expected_labels: list[int] | None, root: str = "") -> tuple[list[str], list[str]]:
     """Read one case and return ``(problems, warnings)`` as messages naming the case and its files."""
-    from nnunet.registry import READERS
-
     reader = READERS.get(reader_name)()
     problems: list[str] = []
     with warnings.catch_warnings(record=True) as caught:

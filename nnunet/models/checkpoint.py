@@ -27,3 +27,14 @@ def mirror_axes_of(checkpoint: dict[str, Any]) -> tuple[int, ...] | None:
     """The checkpoint's ``inference_allowed_mirroring_axes`` as a tuple (None: the checkpoint does not say)."""
     axes = checkpoint.get("inference_allowed_mirroring_axes")
     return tuple(axes) if axes is not None else None
+
+
+def read_network_weights(path: Path) -> dict[str, Any]:
+    """Only the network weights of a checkpoint (as pretrained weights are read), without the ``module.`` and
+    ``_orig_mod.`` prefixes of DDP and torch.compile; a ConfigurationError for a file without them."""
+    from nnunet.networks.checkpoint_files import load_checkpoint_file, strip_module_prefixes  # imports torch
+
+    checkpoint = load_checkpoint_file(path)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("network_weights"), dict):
+        raise ConfigurationError(f"{path} is not an nnU-Net checkpoint: it has no 'network_weights' state dict.")
+    return strip_module_prefixes(checkpoint["network_weights"])

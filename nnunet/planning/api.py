@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
+from nnunet.errors import NnunetError
+from nnunet.planning.plans import Plans
 from nnunet.registry import PLANNERS
 
 logger = logging.getLogger(__name__)
@@ -60,9 +62,6 @@ def plan_experiments(dataset_ids: Sequence[str | int], planner_name: str = "Expe
 def configuration_summary(plans: dict[str, Any]) -> list[str]:
     """One line per configuration that has its own patch: patch size, batch size, spacing (inherited values
     resolved, so a cascade stage shows what it trains with)."""
-    from nnunet.errors import NnunetError
-    from nnunet.planning.plans import Plans
-
     resolved = Plans(plans)
     lines = []
     for name in resolved.available_configurations:

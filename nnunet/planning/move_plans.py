@@ -19,6 +19,7 @@ from nnunet import paths
 from nnunet.errors import ConfigurationError, DatasetError
 from nnunet.io.dataset_json import load_dataset_json, training_cases
 from nnunet.io.naming import resolve_dataset_name
+from nnunet.registry import READERS
 from nnunet.utils.json import atomic_write_bytes, load_json, save_json
 
 
@@ -38,7 +39,6 @@ def reader_for_target(dataset_json: dict[str, Any], example_file: str | Path) ->
     claims the file ending.
     """
     from nnunet.io.readers import AUTO_ORDER
-    from nnunet.registry import READERS
 
     name = dataset_json.get("overwrite_image_reader_writer")
     if name not in (None, "None") and name in READERS:

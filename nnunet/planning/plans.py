@@ -15,6 +15,7 @@ from nnunet.errors import ConfigurationError
 from nnunet.io.dataset_json import label_manager as dataset_label_manager
 from nnunet.io.labels import LabelManager
 from nnunet.planning.plans_rules import check_configuration, check_plans_file
+from nnunet.registry import PLANNERS, PREPROCESSORS, READERS, RESAMPLERS
 from nnunet.utils.json import load_json, save_json
 
 #: keys of the pre-2.3 configuration format that describe the network instead of an ``architecture`` block
@@ -232,8 +233,6 @@ class Configuration:
 
     @property
     def preprocessor_class(self) -> type:
-        from nnunet.registry import PREPROCESSORS
-
         return PREPROCESSORS.get(self.preprocessor_name)
 
     @property
@@ -251,8 +250,6 @@ class Configuration:
     def resampling_fn(self, kind: str):
         """The resampling function for ``kind`` in ``data``, ``seg`` or ``probabilities``, with its kwargs bound."""
         import functools
-
-        from nnunet.registry import RESAMPLERS
 
         fn = RESAMPLERS.get(self.data[f"resampling_fn_{kind}"])
         return functools.partial(fn, **self.data[f"resampling_fn_{kind}_kwargs"])
@@ -380,8 +377,6 @@ class Plans:
 
     @property
     def image_reader_writer_class(self) -> type:
-        from nnunet.registry import READERS
-
         return READERS.get(self.image_reader_writer)
 
     @property
@@ -391,6 +386,4 @@ class Plans:
     @property
     def experiment_planner_class(self) -> type | None:
         """The registered planner named by ``experiment_planner_name``; None when we have none of that name."""
-        from nnunet.registry import PLANNERS
-
         return PLANNERS.find(self.experiment_planner_name)

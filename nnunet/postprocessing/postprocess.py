@@ -14,9 +14,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
 from nnunet.evaluation.evaluate import (compute_metrics_on_folder, evaluated_labels, files_with_ending,
                                         load_summary_json)
+from nnunet.io.dataset_json import label_manager
 from nnunet.io.readers import BaseReaderWriter, reader_class
 from nnunet.postprocessing.components import remove_all_but_largest_component_from_segmentation
 from nnunet.postprocessing.pp_file import postprocessing_json, save_postprocessing_json, save_postprocessing_pkl
@@ -75,8 +77,6 @@ def _context(folder: str | os.PathLike, plans_file_or_dict, dataset_json_file_or
 
 
 def _label_manager(dataset_json: dict):
-    from nnunet.io.dataset_json import label_manager
-
     return label_manager(dataset_json)
 
 
@@ -128,8 +128,6 @@ def determine_postprocessing(folder_predictions: str | os.PathLike, folder_ref: 
     Returns:
         ``(functions, kwargs)`` of the accepted steps, as stored in postprocessing.pkl.
     """
-    from nnunet.constants import default_num_processes
-
     num_processes = default_num_processes() if num_processes is None else num_processes
     with shared_pool(num_processes):  # one worker pool for the ~10 apply/evaluate rounds
         return _determine(str(folder_predictions), str(folder_ref), plans_file_or_dict, dataset_json_file_or_dict,
@@ -241,8 +239,6 @@ def apply_postprocessing_to_folder(input_folder: str | os.PathLike, output_folde
     Returns:
         The names of the written files.
     """
-    from nnunet.constants import default_num_processes
-
     num_processes = default_num_processes() if num_processes is None else num_processes
     plans, dataset_json = _context(input_folder, plans_file_or_dict, dataset_json_file_or_dict)
     reader = reader_class(plans["image_reader_writer"])()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nnunet.errors import NnunetError
+from nnunet.evaluation.metrics import label_key
 from nnunet.postprocessing.components import remove_all_but_largest_component_from_segmentation
 from nnunet.utils.json import atomic_write_bytes, load_json, save_json
 from nnunet.utils.safe_pickle import load_data_pickle
@@ -106,8 +107,6 @@ def load_postprocessing(path: str | os.PathLike) -> tuple[list[Callable], list[d
 def postprocessing_json(baseline: dict, postprocessed: dict, pp_fns: list[Callable],
                         pp_fn_kwargs: list[dict]) -> dict[str, Any]:
     """The postprocessing.json content (summaries with text keys, see :func:`save_postprocessing_json`)."""
-    from nnunet.evaluation.metrics import label_key
-
     def part(summary: dict) -> dict:
         return {"foreground_mean": summary["foreground_mean"],
                 "mean": {label_key(k): v for k, v in summary["mean"].items()}}

@@ -5,8 +5,8 @@ import warnings
 from typing import Sequence
 
 from nnunet.errors import Interrupted, NnunetError
-from nnunet.io.naming import preprocessed_dataset_folder, resolve_dataset_name
-from nnunet.io.dataset_json import load_dataset_json
+from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder, resolve_dataset_name
+from nnunet.io.dataset_json import load_dataset_json, training_cases
 from nnunet.planning.plans import PREPROCESSING_KEYS, Plans
 from nnunet.planning.plans_rules import num_image_channels
 from nnunet.preprocessing.staging import shard
@@ -93,8 +93,6 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
 
 def _copy_gt_segmentations(dataset_name: str, num_parts: int, part_id: int) -> None:
     """This part's share of gt_segmentations (parts running at once copy disjoint files)."""
-    from nnunet.io.dataset_json import training_cases
-    from nnunet.io.naming import raw_dataset_folder
     from nnunet.preprocessing.preprocessor import copy_gt_segmentations
 
     dataset_json = load_dataset_json(preprocessed_dataset_folder(dataset_name) / "dataset.json")

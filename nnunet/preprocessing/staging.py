@@ -28,7 +28,7 @@ from nnunet.errors import NnunetError
 from nnunet.planning.plans import PREPROCESSING_KEYS, Configuration, Plans
 from nnunet.preprocessing.storage import (PARTIAL_PREFIX, PreprocessedDataError, remove_case, remove_marker,
                                          scan_folder, write_marker)
-from nnunet.utils.json import load_json, save_json
+from nnunet.utils.json import load_json, save_json, to_builtin
 
 STAGING_SUFFIX = ".staging"
 _CLEARING = ".clearing-"
@@ -178,8 +178,6 @@ def _ensure_staging(final: Path, signature: dict[str, Any]) -> None:
 
 def _canonical(signature: dict[str, Any]) -> Any:
     import json
-
-    from nnunet.utils.json import to_builtin
 
     return json.loads(json.dumps(to_builtin(signature), sort_keys=True))
 

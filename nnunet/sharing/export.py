@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nnunet import paths
+from nnunet.ensembling.model_selection import parse_ensemble_identifier
 from nnunet.errors import ConfigurationError, NnunetError
 from nnunet.io.naming import resolve_dataset_name
 from nnunet.models.folder import model_folder_name, parse_model_folder_name
@@ -129,8 +130,6 @@ def _collect_model(plan: _ZipPlan, model_folder: Path, folds: list[int | str], c
 
 def _collect_ensembles(plan: _ZipPlan, dataset_folder: Path, trainer: str, plans_identifier: str,
                        exported_configurations: list[str], export_crossval_predictions: bool) -> None:
-    from nnunet.ensembling.model_selection import parse_ensemble_identifier
-
     ensembles = dataset_folder / "ensembles"
     if not ensembles.is_dir():
         return

@@ -20,13 +20,14 @@ import torch
 
 from nnunet.errors import ConfigurationError, Interrupted, NnunetError
 from nnunet.io.naming import preprocessed_dataset_folder
+from nnunet.models.checkpoint import read_network_weights
 from nnunet.models.folder import model_folder_name
-from nnunet.networks.from_plans import network_class_exists
+from nnunet.networks.from_plans import network_class_exists, unwrap
 from nnunet.paths import results_root
 from nnunet.planning.plans import Plans
 from nnunet.planning.plans_rules import num_image_channels
+from nnunet.registry import TRAINERS
 from nnunet.training import ddp
-from nnunet.networks.checkpoint_files import load_checkpoint_file, strip_module_prefixes
 from nnunet.training.data.splits import SPLITS_FILE
 from nnunet.training.resume import checkpoint_to_continue, interrupt_note
 from nnunet.training.wandb_logger import wandb_enabled
@@ -49,8 +50,7 @@ def parse_fold(fold: int | str) -> int | str:
 
 def trainer_class(name: str) -> type:
     """The trainer class registered (or found in ``nnUNet_extTrainer`` folders) under ``name``."""
-    from nnunet.registry import TRAINERS
-    from nnunet.training.trainer import nnUNetTrainer
+    from nnunet.training.trainer import nnUNetTrainer  # the trainer's stack (augmentation, losses) only when used
 
     cls = TRAINERS.get(name)
     if not (isinstance(cls, type) and issubclass(cls, nnUNetTrainer)):
@@ -108,12 +108,7 @@ def load_pretrained_weights(network: torch.nn.Module, path: str | os.PathLike, v
     Raises:
         NnunetError: unreadable file, no ``network_weights``, or missing/mis-shaped keys (all listed with shapes).
     """
-    from nnunet.networks.from_plans import unwrap
-
-    checkpoint = load_checkpoint_file(path)
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("network_weights"), dict):
-        raise NnunetError(f"{path} is not an nnU-Net checkpoint: it has no 'network_weights' state dict.")
-    pretrained = strip_module_prefixes(checkpoint["network_weights"])
+    pretrained = read_network_weights(path)
     module = unwrap(network)
     own = module.state_dict()
     missing, mismatched = [], []

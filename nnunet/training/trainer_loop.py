@@ -28,6 +28,7 @@ from nnunet.training.data.workers import finish_loader
 from nnunet.training.optimizers import load_optimizer_state
 from nnunet.training.pseudo_dice import dice_per_class, validation_counts
 from nnunet.training.validation import ValidationJob, run_final_validation
+from nnunet.training.wandb_logger import WandbLogger
 
 
 def make_grad_scaler(device: torch.device, enabled: bool | None = None):
@@ -78,8 +79,6 @@ class TrainingLoop:
     def enable_wandb(self, resume: bool) -> None:
         """Send the logged values to Weights & Biases (see :mod:`nnunet.training.wandb_logger`); first process
         only."""
-        from nnunet.training.wandb_logger import WandbLogger
-
         if self.local_rank != 0:
             return
         self.logger.add_sink(WandbLogger(self.output_folder, resume))

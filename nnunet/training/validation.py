@@ -31,6 +31,11 @@ from tqdm import tqdm
 
 from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
+from nnunet.evaluation.evaluate import compute_metrics_on_folder, evaluated_labels
+# training calls the inference engine for its validation (never the other way round: documentation/layers.md)
+from nnunet.inference.export import export_prediction_from_logits, logits_to_label_map
+from nnunet.inference.predictor import nnUNetPredictor
+from nnunet.io.readers import reader_class
 from nnunet.networks.from_plans import unwrap
 from nnunet.planning.plans import Configuration, Plans
 from nnunet.training import ddp
@@ -87,8 +92,6 @@ def one_hot_previous_stage(seg_prev: np.ndarray, foreground_labels: list[int]) -
 def resample_logits_for_next_stage(logits: np.ndarray, target_shape: list[int], configuration,
                                    label_manager) -> np.ndarray:
     """Logits of this stage -> label map in the next stage's preprocessed shape (spacing of this stage)."""
-    from nnunet.inference.export import logits_to_label_map
-
     spacing = configuration.spacing
     resample = configuration.resampling_fn("probabilities")
     resampled = resample(logits, target_shape, spacing, spacing)
@@ -154,8 +157,6 @@ def run_final_validation(job: ValidationJob) -> dict[str, Any] | None:
 
 
 def _predictor(job: ValidationJob):
-    from nnunet.inference.predictor import nnUNetPredictor
-
     predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=True,
                                 perform_everything_on_device=True, device=job.device, verbose=False,
                                 allow_tqdm=False)
@@ -165,8 +166,6 @@ def _predictor(job: ValidationJob):
 
 
 def _predict_cases(job: ValidationJob, keys: list[str], done: set[str], barriers: set[int]) -> None:
-    from nnunet.inference.export import export_prediction_from_logits
-
     predictor = _predictor(job)
     dataset = PreprocessedDataset(job.preprocessed_root / job.configuration.data_identifier, keys,
                                   job.previous_stage_folder)
@@ -207,9 +206,6 @@ def _save_next_stage_predictions(job: ValidationJob, key: str, logits: np.ndarra
 
 
 def _evaluate(job: ValidationJob) -> dict[str, Any]:
-    from nnunet.evaluation.evaluate import compute_metrics_on_folder, evaluated_labels
-    from nnunet.io.readers import reader_class
-
     gt_folder = job.preprocessed_root / "gt_segmentations"
     if not gt_folder.is_dir():
         raise NnunetError(f"{gt_folder} does not exist; it is written by preprocessing and needed to evaluate the "

@@ -17,7 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
+from nnunet.constants import default_num_processes
 from nnunet.errors import ConfigurationError, DatasetError
+from nnunet.io.dataset_json import load_dataset_json, training_cases
+from nnunet.io.naming import preprocessed_dataset_folder, raw_dataset_folder
+from nnunet.planning.plans import Plans
 from nnunet.utils.files import publish
 
 #: colours added per label value (by rank in the slice); the first (background) adds nothing
@@ -125,6 +129,7 @@ def _plot_raw_case(image_file: str, seg_file: str, reader_name: str, output_file
 
 def _plot_preprocessed_case(folder: str, case_id: str, output_file: str, overlay_intensity: float,
                             channel_idx: int) -> int:
+    # in a function: nnunet.training is declared torch code (documentation/layers.md), this module is torch-free
     from nnunet.training.data.dataset import PreprocessedDataset
 
     data, seg, _, _ = PreprocessedDataset(folder, [case_id]).load_case(case_id)
@@ -144,9 +149,6 @@ def generate_overlays_from_raw(dataset_name_or_id: str | int, output_folder: str
                                num_processes: int | None = None, channel_idx: int = 0,
                                overlay_intensity: float = 0.6, show_progress: bool = True) -> list[Path]:
     """One ``{ID}.png`` per training case of the raw dataset; returns the written files."""
-    from nnunet.constants import default_num_processes
-    from nnunet.io.dataset_json import load_dataset_json, training_cases
-    from nnunet.io.naming import raw_dataset_folder
     from nnunet.io.readers import reader_for_dataset
     from nnunet.utils.pool import run_parallel
 
@@ -181,9 +183,6 @@ def generate_overlays_from_preprocessed(dataset_name_or_id: str | int, output_fo
                                         configuration: str | None = None, plans_identifier: str = "nnUNetPlans",
                                         overlay_intensity: float = 0.6, show_progress: bool = True) -> list[Path]:
     """One ``{ID}.png`` per case of a preprocessed configuration (default 3d_fullres, else 2d)."""
-    from nnunet.constants import default_num_processes
-    from nnunet.io.naming import preprocessed_dataset_folder
-    from nnunet.planning.plans import Plans
     from nnunet.training.data.dataset import case_identifiers
     from nnunet.utils.pool import run_parallel
 

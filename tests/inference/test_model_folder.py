@@ -1,6 +1,7 @@
 """The network is rebuilt by the trainer class named in the checkpoint (a user's trainer included)."""
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 
@@ -10,7 +11,9 @@ import SimpleITK as sitk
 import torch
 
 from nnunet.cli.predict import predict_main
-from nnunet.models import find_trainer_class, load_model_folder
+from nnunet.models import (ModelFolder, find_trainer_class, load_model_folder, model_folder_name,
+                           parse_model_folder_name)
+from nnunet.models.checkpoint import read_network_weights
 from nnunet.errors import ConfigurationError
 from nnunet.registry import TRAINERS
 from tests.inference.conftest import IMAGES, MODEL
@@ -138,3 +141,35 @@ def test_a_trainer_file_that_fails_to_import_is_named_with_its_error(bn_model, t
     assert warning.startswith(f"Could not import {trainer_file} (searched for trainers): SyntaxError: ")
     assert error.startswith("nnunet: error: ") and "'nnUNetTrainerInferenceTestBN', which is not available" in error
     assert f"{trainer_file} (SyntaxError: '(' was never closed (line 11))" in error
+
+
+def test_the_model_folder_name_is_built_and_parsed_in_one_place():
+    name = model_folder_name("nnUNetTrainer", "nnUNetPlans", "3d_fullres")
+    assert name == "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    assert parse_model_folder_name(f"/results/Dataset001/{name}/") == ("nnUNetTrainer", "nnUNetPlans", "3d_fullres")
+    for bad in ("nnUNetTrainer__nnUNetPlans", "a__b__c__d", "a____c"):
+        with pytest.raises(ConfigurationError, match="TRAINER__PLANS__CONFIGURATION"):
+            parse_model_folder_name(bad)
+
+
+def test_model_folder_value_reads_plans_dataset_json_and_folds(tmp_path):
+    folder = tmp_path / model_folder_name("nnUNetTrainer", "nnUNetPlans", "3d_fullres")
+    shutil.copytree(MODEL, folder)
+    model = ModelFolder.read(folder)  # no folds given: the folds found
+    assert model.folds == (0,) and model.checkpoint_files == [folder / "fold_0" / "checkpoint_final.pth"]
+    assert model.plans.dataset_name == json.loads((MODEL / "plans.json").read_text())["dataset_name"]
+    assert model.dataset_json["labels"] == json.loads((MODEL / "dataset.json").read_text())["labels"]
+    assert (model.trainer, model.plans_name, model.configuration) == ("nnUNetTrainer", "nnUNetPlans", "3d_fullres")
+    renamed = ModelFolder.read(MODEL, (0,))  # any name: what trained it is in the checkpoints
+    assert (renamed.trainer, renamed.plans_name, renamed.configuration) == (None, None, None)
+    with pytest.raises(ConfigurationError, match=r"has no fold_3/checkpoint_final\.pth.*fold_0 \(checkpoint_final"):
+        ModelFolder.read(folder, (0, 3))
+
+
+def test_pretrained_weights_are_read_by_the_model_layer(tmp_path):
+    weights = read_network_weights(MODEL / "fold_0" / "checkpoint_final.pth")
+    assert weights and not any(k.startswith(("module.", "_orig_mod.")) for k in weights)
+    not_a_checkpoint = tmp_path / "weights.pth"
+    torch.save({"state_dict": {}}, not_a_checkpoint)
+    with pytest.raises(ConfigurationError, match="has no 'network_weights' state dict"):
+        read_network_weights(not_a_checkpoint)

@@ -12,8 +12,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet.errors import DatasetError
+from nnunet.io.naming import displayable, is_utf8
 from nnunet.io.readers.base import BaseReaderWriter, check_channels_agree
 from nnunet.registry import READERS
+from nnunet.utils.files import filesystem_is_full
 
 #: fake spacing factor of the singleton axis of 2-D files read by SimpleITK (times the largest in-plane spacing)
 SPACING_2D_FACTOR = 999
@@ -21,8 +23,6 @@ SPACING_2D_FACTOR = 999
 
 def itk_path(path: str | os.PathLike) -> str:
     """``path`` as ITK accepts it. ITK aborts the whole process (no exception) on a name that is not UTF-8."""
-    from nnunet.io.naming import displayable, is_utf8
-
     if not is_utf8(path):
         raise DatasetError(f"{displayable(path)}: the file name is not valid UTF-8, which SimpleITK cannot handle. "
                            f"Rename the file.")
@@ -124,8 +124,6 @@ def write_image(img: sitk.Image, output_file: str | os.PathLike) -> None:
     if not problem and os.path.getsize(output_file) == 0:  # ITK's answer to a disk with no block left
         problem = "the file is empty"
     if problem:
-        from nnunet.utils.files import filesystem_is_full
-
         if filesystem_is_full(os.path.dirname(os.path.abspath(output_file))):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(output_file))
         raise OSError(errno.EIO, f"written incompletely, {problem}", str(output_file))

@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nnunet.errors import DatasetError
+from nnunet.planning.plans import Plans
+from nnunet.preprocessing.staging import configuration_settings
+from nnunet.preprocessing.storage import read_marker
+from nnunet.utils.json import load_json
 from nnunet.preprocessing.storage import (PreprocessedDataError, load_case, load_previous_stage_seg,
                                           load_properties, require_complete, save_previous_stage_seg, scan_folder,
                                           unpack_npz)
@@ -40,8 +44,6 @@ def case_identifiers(folder: str | os.PathLike) -> list[str]:
 
 
 def _num_training(folder: Path) -> int | None:
-    from nnunet.utils.json import load_json
-
     path = folder.parent / "dataset.json"
     try:
         n = load_json(path).get("numTraining") if path.is_file() else None
@@ -52,14 +54,9 @@ def _num_training(folder: Path) -> int | None:
 
 def _current_settings(folder: Path) -> dict[str, Any] | None:
     """The preprocessing settings that the plans file recorded in the folder's completion marker has now."""
-    from nnunet.preprocessing.staging import configuration_settings
-    from nnunet.preprocessing.storage import read_marker
-
     marker = read_marker(folder)
     if marker is None or not marker.get("plans_file") or not marker.get("configuration"):
         return None
-    from nnunet.planning.plans import Plans
-
     plans_file = folder.parent / marker["plans_file"]
     if not plans_file.is_file():
         return None
