@@ -60,6 +60,36 @@ def warnings_as_lines() -> Iterator[None]:
         warnings.formatwarning = previous
 
 
+class _BelowWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
+@contextlib.contextmanager
+def messages_to_console() -> Iterator[None]:
+    """Show the package's log messages as plain lines while a command runs: info on stdout (what the command
+    reports: results, files written, decisions), warnings and errors on stderr. Restored afterwards, so a test
+    that calls several commands, or a program that imports the package, keeps its own logging set-up."""
+    logger = logging.getLogger("nnunet")
+    info = logging.StreamHandler(sys.stdout)
+    info.addFilter(_BelowWarning())
+    problems = logging.StreamHandler(sys.stderr)
+    problems.setLevel(logging.WARNING)
+    saved = logger.level, logger.propagate
+    for handler in (info, problems):
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        for handler in (info, problems):
+            logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def os_error_line(error: OSError) -> str | None:
     """One line for an error of the machine (full disk, read-only folder, no permission, missing path), or None
     for an OSError that is more likely a bug (shown with its traceback)."""
@@ -86,7 +116,7 @@ def cli_entry(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[S
     def wrapper(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("default")
         try:
-            with stop_cleanly_on_sigterm(), warnings_as_lines():
+            with stop_cleanly_on_sigterm(), warnings_as_lines(), messages_to_console():
                 return int(main(argv) or 0)
         except NnunetError as e:
             print(f"nnunet: error: {e}", file=sys.stderr)

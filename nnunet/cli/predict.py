@@ -106,14 +106,14 @@ def messages_to_stderr(verbose: bool) -> Iterator[None]:
     logger = logging.getLogger("nnunet")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    saved = logger.level, logger.propagate
-    logger.addHandler(handler)
+    saved = logger.level, logger.propagate, logger.handlers[:]
+    logger.handlers = [handler]  # instead of the console handlers of every command (cli.common)
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.propagate = False
     try:
         yield
     finally:
-        logger.removeHandler(handler)
+        logger.handlers = saved[2]
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
 

@@ -5,6 +5,7 @@ which runs them over the trained model folders in ``nnUNet_results``.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shlex
@@ -21,6 +22,9 @@ from nnunet.models.folder import model_folder_name as model_identifier
 from nnunet.models.folder import parse_model_folder_name as parse_model_identifier
 from nnunet.planning.plans import Plans
 from nnunet.utils.json import atomic_write_bytes, load_json, save_json
+
+logger = logging.getLogger(__name__)
+
 
 DEFAULT_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")
 ENSEMBLE_PREFIX = "ensemble"
@@ -162,7 +166,7 @@ def _find_best(dataset_name_or_id: str | int, allowed_trained_models: Sequence[d
     for m in allowed_trained_models:
         plans = Plans.load(paths.preprocessed_root() / dataset / f"{m['plans']}.json")
         if m["configuration"] not in plans.available_configurations:
-            print(f"Configuration {m['configuration']} is not in plans {m['plans']}; skipping it.")
+            logger.info("Configuration %s is not in plans %s; skipping it.", m["configuration"], m["plans"])
             continue
         folder = results_dir / model_identifier(m["trainer"], m["plans"], m["configuration"])
         if not folder.is_dir():
@@ -197,11 +201,11 @@ def _find_best(dataset_name_or_id: str | int, allowed_trained_models: Sequence[d
 
     scores = {k: v["result"] for k, v in all_results.items()}
     best_key = pick_best(scores)
-    print("\n***All results:***")
+    logger.info("\n***All results:***")
     for k, v in scores.items():
-        print(f"{k}: {v}")
-    print(f"\n*Best*: {best_key}: {scores[best_key]}\n")
-    print("***Determining postprocessing for the best model/ensemble***")
+        logger.info("%s: %s", k, v)
+    logger.info("\n*Best*: %s: %s\n", best_key, scores[best_key])
+    logger.info("***Determining postprocessing for the best model/ensemble***")
     source = Path(all_results[best_key]["source"])
     determine_postprocessing(source, gt, source / "plans.json", source / "dataset.json", num_processes,
                              keep_postprocessed_files=True, show_progress=show_progress)
@@ -229,6 +233,6 @@ def _find_best(dataset_name_or_id: str | int, allowed_trained_models: Sequence[d
         return Plans.load(folder / "plans.json").configuration(member["configuration"]).previous_stage_name
 
     text = inference_instructions(info, previous_stage, default_num_processes())
-    print("\n" + text)
+    logger.info("\n%s", text)
     atomic_write_bytes(results_dir / "inference_instructions.txt", text.encode("utf-8"))
     return info

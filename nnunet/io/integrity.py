@@ -7,6 +7,7 @@ differences that are only suspicious (origin, direction, affine) are printed as 
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -22,6 +23,8 @@ from nnunet.io.dataset_json import REQUIRED_KEYS, label_manager
 from nnunet.utils.json import load_json
 from nnunet.io.case_checks import check_case
 from nnunet.utils.pool import run_parallel
+
+logger = logging.getLogger(__name__)
 
 #: how many example case ids a message shows at most
 MAX_EXAMPLES = 5
@@ -83,7 +86,7 @@ def verify_dataset_integrity(raw_folder: str | os.PathLike, num_processes: int |
     _print_warnings(notes)
     if problems:
         _raise(folder, problems)
-    print(f"Dataset integrity check of {folder.name} passed: {len(cases)} cases read with {reader}, "
+    logger.info(f"Dataset integrity check of {folder.name} passed: {len(cases)} cases read with {reader}, "
           f"no problems found" + (f" ({len(notes)} warning(s) above)." if notes else "."))
     return IntegrityReport(len(cases), reader, notes)
 
@@ -318,7 +321,7 @@ def _check_cases(folder: Path, cases: dict[str, _Case], reader: str, num_channel
 
 def _print_warnings(notes: list[str]) -> None:
     for note in notes:
-        print(f"Warning: {note}")
+        logger.info("Warning: %s", note)  # on stdout with the report, as before
 
 
 def _raise(folder: Path, problems: list[str]) -> None:

@@ -8,6 +8,7 @@ the target and renamed only when complete, so an interrupted run leaves no half-
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -24,6 +25,8 @@ from nnunet.io.readers.simpleitk import itk_path, write_image
 from nnunet.utils.files import copy_file
 from nnunet.utils.json import load_json, save_json
 from nnunet.utils.pool import run_parallel
+
+logger = logging.getLogger(__name__)
 
 MSD_ENDING = ".nii.gz"
 _TASK_RE = re.compile(r"^Task(\d+)_(.+)$")
@@ -53,7 +56,7 @@ def convert_msd_dataset(source_folder: str | os.PathLike, overwrite_id: int | No
         num_training = _convert_files(source, staging, num_processes, show_progress)
         save_json(convert_dataset_json(msd_json, num_training), staging / "dataset.json", sort_keys=False)
     target = paths.raw_root() / target_name
-    print(f"Converted {source.name} into {target} ({num_training} training cases).")
+    logger.info(f"Converted {source.name} into {target} ({num_training} training cases).")
     return target
 
 

@@ -12,6 +12,7 @@ complete, so an interrupted conversion never leaves a half-written dataset behin
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ from nnunet import paths
 from nnunet.errors import DatasetError, NnunetError
 from nnunet.io.naming import dataset_folders_with_id, staged_raw_dataset
 from nnunet.utils.json import load_json, save_json
+
+logger = logging.getLogger(__name__)
 
 #: sub-folders copied when present (``imagesTr`` and ``labelsTr`` are required)
 COPIED_FOLDERS = ("imagesTr", "labelsTr", "imagesTs", "labelsTs", "imagesVal", "labelsVal")
@@ -59,7 +62,7 @@ def convert_v1_dataset(source_folder: str | os.PathLike, target_dataset_name: st
                 shutil.copytree(source / sub, staging / sub)
         save_json(new_json, staging / "dataset.json", sort_keys=False)
     copied = [sub for sub in COPIED_FOLDERS if (target / sub).is_dir()]
-    print(f"Converted {source.name} into {target} (copied {', '.join(copied)}).")
+    logger.info(f"Converted {source.name} into {target} (copied {', '.join(copied)}).")
     return target
 
 

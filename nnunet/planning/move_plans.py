@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from nnunet.io.dataset_json import load_dataset_json, training_cases
 from nnunet.io.naming import resolve_dataset_name
 from nnunet.registry import READERS
 from nnunet.utils.json import atomic_write_bytes, load_json, save_json
+
+logger = logging.getLogger(__name__)
 
 
 def renamed_data_identifier(identifier: str, source_plans: str, target_plans: str) -> str:
@@ -150,7 +153,7 @@ def move_plans_between_datasets(source_dataset_name_or_id: int | str, target_dat
         if existing != plans:
             raise ConfigurationError(f"{target_file} already exists and differs from the moved plans; it is not "
                                      f"overwritten. Choose another -tp or delete the file first.")
-        print(f"{target_file} already holds these plans; nothing to do.")
+        logger.info("%s already holds these plans; nothing to do.", target_file)
         return target_file
     save_json(plans, target_file, sort_keys=False, indent=4)
     # planning copies dataset.json into the preprocessed folder; a dataset that only had its fingerprint extracted
@@ -158,6 +161,6 @@ def move_plans_between_datasets(source_dataset_name_or_id: int | str, target_dat
     preprocessed_json = target_file.parent / "dataset.json"
     if not preprocessed_json.is_file():
         atomic_write_bytes(preprocessed_json, raw_json.read_bytes())
-    print(f"Plans {source}/{source_plans_identifier} -> {target}/{target_plans_identifier}: {target_file} "
+    logger.info(f"Plans {source}/{source_plans_identifier} -> {target}/{target_plans_identifier}: {target_file} "
           f"(image reader {plans['image_reader_writer']}).")
     return target_file

@@ -6,6 +6,7 @@ cross-validation Dice (see :func:`determine_postprocessing` for the exact rule).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import warnings
@@ -25,6 +26,8 @@ from nnunet.postprocessing.pp_file import postprocessing_json, save_postprocessi
 from nnunet.utils.files import copy_file, publish
 from nnunet.utils.json import load_json
 from nnunet.utils.pool import run_parallel, shared_pool
+
+logger = logging.getLogger(__name__)
 
 PostprocessingFns = list[Callable[..., np.ndarray]]
 
@@ -180,12 +183,12 @@ def _determine(folder_predictions: str, folder_ref: str, plans_file_or_dict, dat
     result = load_summary_json(os.path.join(candidate, "summary.json"))
     before, after = baseline["foreground_mean"]["Dice"], result["foreground_mean"]["Dice"]
     if _fg_step_improves(baseline, result):
-        print(f"Keeping only the largest foreground component improves the mean Dice: {before:.5f} -> {after:.5f}")
+        logger.info(f"Keeping only the largest foreground component improves the mean Dice: {before:.5f} -> {after:.5f}")
         source = candidate
         pp_fns.append(fn)
         pp_fn_kwargs.append(kwargs)
     else:
-        print(f"Keeping only the largest foreground component does not help (mean Dice {before:.5f} -> "
+        logger.info(f"Keeping only the largest foreground component does not help (mean Dice {before:.5f} -> "
               f"{after:.5f}).")
         source = folder_predictions
 
@@ -202,14 +205,14 @@ def _determine(folder_predictions: str, folder_ref: str, plans_file_or_dict, dat
             result = load_summary_json(os.path.join(candidate, "summary.json"))
             before, after = baseline["mean"][lr]["Dice"], result["mean"][lr]["Dice"]
             if _class_step_improves(baseline, result, lr):
-                print(f"Keeping only the largest component of {lr} improves its Dice: {before:.5f} -> {after:.5f}")
+                logger.info(f"Keeping only the largest component of {lr} improves its Dice: {before:.5f} -> {after:.5f}")
                 shutil.rmtree(best, ignore_errors=True)
                 shutil.move(candidate, best)
                 source = best
                 pp_fns.append(fn)
                 pp_fn_kwargs.append(kwargs)
             else:
-                print(f"Keeping only the largest component of {lr} does not help (Dice {before:.5f} -> "
+                logger.info(f"Keeping only the largest component of {lr} does not help (Dice {before:.5f} -> "
                       f"{after:.5f}).")
 
     for entry in sorted(os.listdir(source)):

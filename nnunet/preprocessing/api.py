@@ -1,6 +1,7 @@
 """Python API of the preprocessing stage."""
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Sequence
 
@@ -11,6 +12,8 @@ from nnunet.planning.plans import PREPROCESSING_KEYS, Plans
 from nnunet.planning.plans_rules import num_image_channels
 from nnunet.preprocessing.staging import shard
 from nnunet.registry import PREPROCESSORS
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_NUM_PROCESSES = {"2d": 8, "3d_fullres": 4, "3d_lowres": 8}
 
@@ -69,11 +72,11 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
     groups: dict[str, tuple[list[str], list[int]]] = {}
     for configuration_name, n in zip(configurations, counts):
         if configuration_name not in plans.available_configurations:
-            print(f"{name}: configuration {configuration_name} is not in {plans_identifier}; skipped.")
+            logger.info(f"{name}: configuration {configuration_name} is not in {plans_identifier}; skipped.")
             continue
         configuration = plans.checked_configuration(configuration_name, "preprocess", channels)
         _warn_about_shared_data(name, plans, configuration_name)
-        print(f"{name}: preprocessing {configuration_name} -> {configuration.data_identifier}")
+        logger.info(f"{name}: preprocessing {configuration_name} -> {configuration.data_identifier}")
         names, ns = groups.setdefault(configuration.preprocessor_name, ([], []))
         names.append(configuration_name)
         ns.append(n)
@@ -81,11 +84,11 @@ def preprocess_dataset(dataset: str | int, plans_identifier: str = "nnUNetPlans"
         preprocessor = PREPROCESSORS.get(preprocessor_name)(verbose=verbose)
         if _runs_one_configuration_at_a_time(preprocessor):
             for configuration_name, n in zip(names, ns):
-                print(f"{name}: {configuration_name} with {n} processes")
+                logger.info(f"{name}: {configuration_name} with {n} processes")
                 kwargs = {"num_parts": num_parts, "part_id": part_id} if num_parts > 1 else {}
                 preprocessor.run(name, configuration_name, plans_identifier, n, show_progress=show_progress, **kwargs)
         else:
-            print(f"{name}: {', '.join(names)} in one pass over the cases with {min(ns)} processes")
+            logger.info(f"{name}: {', '.join(names)} in one pass over the cases with {min(ns)} processes")
             preprocessor.run_configurations(name, names, plans_identifier, min(ns), show_progress=show_progress,
                                             num_parts=num_parts, part_id=part_id)
     _copy_gt_segmentations(name, num_parts, part_id)

@@ -167,9 +167,9 @@ class DefaultPreprocessor:
                              str(c["label"]), str(plans.source), targets, dataset_json, allowed))
         part = f" (part {part_id + 1} of {num_parts}: {len(mine)} cases)" if num_parts > 1 else ""
         if num_parts > 1:
-            print(f"{dataset_name}: part {part_id + 1} of {num_parts}: {len(mine)} of {len(cases)} cases")
+            logger.info(f"{dataset_name}: part {part_id + 1} of {num_parts}: {len(mine)} of {len(cases)} cases")
         if len(jobs) < len(mine):
-            print(f"{dataset_name}: {len(mine) - len(jobs)} case(s) already complete in the staging folder")
+            logger.info(f"{dataset_name}: {len(mine) - len(jobs)} case(s) already complete in the staging folder")
         run_parallel(_preprocess_and_save, jobs, num_processes,
                      desc=f"Preprocessing {', '.join(b.configuration for b in builds)}{part}",
                      show_progress=show_progress)
@@ -191,9 +191,9 @@ class DefaultPreprocessor:
 
 def _report(dataset_name: str, build: StagedBuild, swapped: bool, num_cases: int) -> None:
     if swapped:
-        print(f"{dataset_name}: {build.configuration} complete ({num_cases} cases) in {build.final}")
+        logger.info(f"{dataset_name}: {build.configuration} complete ({num_cases} cases) in {build.final}")
     elif build.staging.is_dir():
-        print(f"{dataset_name}: {build.configuration}: this part is done; {build.final.name} is swapped in by the "
+        logger.info(f"{dataset_name}: {build.configuration}: this part is done; {build.final.name} is swapped in by the "
               f"part that completes the last case (staging: {build.staging})")
 
 

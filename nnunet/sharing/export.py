@@ -10,6 +10,7 @@ and ``inference_information.json``/``.txt``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import zipfile
 from pathlib import Path
@@ -21,6 +22,8 @@ from nnunet.errors import ConfigurationError, NnunetError
 from nnunet.io.naming import resolve_dataset_name
 from nnunet.models.folder import model_folder_name, parse_model_folder_name
 from nnunet.utils.files import publish
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIGURATIONS = ("3d_lowres", "3d_fullres", "2d", "3d_cascade_fullres")
 DEFAULT_FOLDS = (0, 1, 2, 3, 4)
@@ -141,7 +144,7 @@ def _collect_ensembles(plan: _ZipPlan, dataset_folder: Path, trainer: str, plans
             continue
         if not all(t == trainer and p == plans_identifier and c in exported_configurations for t, p, c in parsed):
             continue
-        print(f"Exporting ensemble {folder.name}")
+        logger.info("Exporting ensemble %s", folder.name)
         _add_results(plan, folder, export_crossval_predictions)
 
 
@@ -194,7 +197,7 @@ def export_pretrained_model(dataset_name_or_id: int | str, output_file: str | os
                     f"Found: {', '.join(available) or 'nothing'}.")
             plan.notes.append(f"no trained model {model_folder.name}; configuration {configuration} skipped")
             continue
-        print(f"Configuration {configuration}")
+        logger.info("Configuration %s", configuration)
         if _collect_model(plan, model_folder, folds, save_checkpoints, strict, export_crossval_predictions):
             exported_configurations.append(configuration)
     if not exported_configurations:
@@ -207,8 +210,8 @@ def export_pretrained_model(dataset_name_or_id: int | str, output_file: str | os
 
     _write_zip(plan, output_file)
     for note in plan.notes:
-        print(f"Note: {note}")
-    print(f"Exported {len(plan.files)} files ({', '.join(exported_configurations)}) to {output_file}")
+        logger.info("Note: %s", note)
+    logger.info(f"Exported {len(plan.files)} files ({', '.join(exported_configurations)}) to {output_file}")
     return output_file
 
 

@@ -11,6 +11,7 @@ to its target, and all are renamed into place only when the whole zip extracted 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import posixpath
 import re
@@ -27,6 +28,8 @@ from pathlib import Path
 from nnunet import paths
 from nnunet.errors import NnunetError
 from nnunet.utils.files import OutputError, describe_os_error, publish
+
+logger = logging.getLogger(__name__)
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 #: seconds without data after which a download is abandoned (as nnU-Net)
@@ -149,7 +152,7 @@ def install_model_from_zip_file(zip_file: str | os.PathLike, overwrite: bool = F
         _make_folder(root)
         _extract(zf, todo, root, zip_file)
     models = sorted({"/".join(Path(i.filename).parts[:2]) for i in files if len(Path(i.filename).parts) > 2})
-    print(f"Installed {len(todo)} file(s) into {root}" + (f" ({unchanged} already present)" if unchanged else "")
+    logger.info(f"Installed {len(todo)} file(s) into {root}" + (f" ({unchanged} already present)" if unchanged else "")
           + (": " + ", ".join(models) if models else "."))
     return models
 
@@ -270,11 +273,11 @@ def _temporary_download_file() -> Path:
 def download_and_install_from_url(url: str, overwrite: bool = False, show_progress: bool = True) -> list[str]:
     """Download a model zip from ``url`` (http(s), ftp or file) and install it; the download is always deleted."""
     paths.results_root()  # fail before downloading when nnUNet_results is not set
-    print(f"Downloading pretrained model from {url}")
+    logger.info("Downloading pretrained model from %s", url)
     local = _temporary_download_file()
     try:
         download_file(url, local, show_progress)
-        print("Download finished; installing.")
+        logger.info("Download finished; installing.")
         return install_model_from_zip_file(local, overwrite=overwrite)
     finally:
         local.unlink(missing_ok=True)

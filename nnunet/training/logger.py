@@ -1,14 +1,16 @@
 """Per-epoch training statistics, the training log file and the progress plot."""
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from nnunet.utils.files import publish
+
+logger = logging.getLogger(__name__)
 
 LOGGED_KEYS = ("mean_fg_dice", "ema_fg_dice", "dice_per_class_or_region", "train_losses", "val_losses", "lrs",
                "epoch_start_timestamps", "epoch_end_timestamps")
@@ -149,7 +151,7 @@ class TrainingLogFile:
                     break
                 except OSError as e:
                     if attempt == 4:
-                        print(f"{datetime.now()}: failed to write to the log file {self.path}: {e}", file=sys.stderr)
+                        logger.warning("%s: failed to write to the log file %s: %s", datetime.now(), self.path, e)
                     time.sleep(0.5)
         if self.echo and also_print_to_console:
             print(line, flush=True)

@@ -214,22 +214,24 @@ def test_problems_from_worker_processes(tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["3d_iso", "multichannel", "2d_png"])
-def test_good_dataset_passes(tmp_path, capsys, preset):
+def test_good_dataset_passes(tmp_path, caplog, preset):
     folder = make_dataset(tmp_path / "raw", 1, "Good", preset, **{**SMALL, "shape": (8, 10, 12)[-2 if preset == "2d_png" else 0:]})
     before = _snapshot(tmp_path / "raw")
+    caplog.set_level("INFO", logger="nnunet")
     report = verify_dataset_integrity(folder, num_processes=1)
     assert report.num_cases == 3
     assert report.reader == ("NaturalImage2DIO" if preset == "2d_png" else "SimpleITKIO")
-    assert "passed" in capsys.readouterr().out
+    assert "passed" in caplog.text
     assert _snapshot(tmp_path / "raw") == before
 
 
-def test_origin_mismatch_only_warns(tmp_path, capsys):
+def test_origin_mismatch_only_warns(tmp_path, caplog):
     folder = make_dataset(tmp_path / "raw", 1, "Shifted", "3d_iso", **SMALL)
     _write(folder / "labelsTr" / "case_001.nii.gz", _label(folder, "case_001"), origin=(5.0, 0.0, 0.0))
+    caplog.set_level("INFO", logger="nnunet")
     report = verify_dataset_integrity(folder, num_processes=1)
     assert any("case case_001: the origin" in w for w in report.warnings)
-    assert "Warning: case case_001: the origin" in capsys.readouterr().out
+    assert "Warning: case case_001: the origin" in caplog.text
 
 
 def test_background_only_label_warns_but_passes(tmp_path):
