@@ -47,7 +47,7 @@ TORCH_FREE: tuple[str, ...] = (
 #: modules of torch-free packages that are torch code themselves (nnunet.networks and nnunet.training are
 #: torch-bound as a whole): the torch sliding window and its kernels, the ONNX export
 TORCH_BOUND: tuple[str, ...] = (
-    "nnunet.inference.sliding_window", "nnunet.inference.slab_window", "nnunet.inference.torch_engine",
+    "nnunet.inference.sliding_window", "nnunet.inference.torch_engine",
     "nnunet.inference.onnx_export",
 )
 
