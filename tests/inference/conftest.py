@@ -6,6 +6,7 @@ import shutil
 import pytest
 import torch
 
+from nnunet.inference.engine import NumpyOps
 from tests.conftest import FIXTURES
 
 INFERENCE_FIXTURES = FIXTURES / "inference"
@@ -22,6 +23,25 @@ def model_dir(tmp_path):
     target = tmp_path / "model"
     shutil.copytree(MODEL, target)
     return target
+
+
+class DeviceOutOfMemoryOps(NumpyOps):
+    """Accumulators 'on a device' whose every allocation runs out of memory; ``log`` records what was done."""
+    on_device = True
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def zeros(self, shape, dtype):
+        self.log.append("device zeros")
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def empty_cache(self):
+        self.log.append("emptied")
+
+    def host_accumulation(self):
+        self.log.append("host")
+        return NumpyOps()
 
 
 def make_predictor(model=MODEL, folds=(0,), **kwargs):

@@ -10,7 +10,7 @@ import torch
 
 from nnunet.inference import engine
 from nnunet.inference.torch_engine import TorchOps, TorchRunner
-from tests.inference.conftest import make_predictor
+from tests.inference.conftest import DeviceOutOfMemoryOps, make_predictor
 
 
 class _CudaLikeOps(TorchOps):
@@ -107,32 +107,15 @@ def test_no_host_reads_per_tile(monkeypatch):
     assert reads.count("numpy") == len(slabs) and reads.count("item") == reads.count("cpu") == 0
 
 
-class _OutOfMemoryOnDevice(engine.NumpyOps):
-    on_device = True
-
-    def __init__(self, log):
-        self.log = log
-
-    def zeros(self, shape, dtype):
-        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-
-    def empty_cache(self):
-        self.log.append("emptied")
-
-    def host_accumulation(self):
-        self.log.append("host")
-        return engine.NumpyOps()
-
-
 def test_slab_path_falls_back_to_host_accumulation_before_the_first_slab():
     log = []
     run = lambda x: np.concatenate([x, 2 * x - 1], 1)  # noqa: E731
     runner = engine.ArrayRunner(run)
-    runner.ops = _OutOfMemoryOnDevice(log)
+    runner.ops = DeviceOutOfMemoryOps(log)
     image = np.random.default_rng(3).normal(size=(1, 20, 9, 10)).astype(np.float32)
     settings = engine.WindowSettings((8, 8, 8), 2)
     got = list(engine.predict_slabs([runner], image, settings))
-    assert log == ["emptied", "host"]
+    assert log == ["device zeros", "emptied", "host"]
     expected = list(engine.predict_slabs([engine.ArrayRunner(run)], image, settings))
     assert [s for s, _ in got] == [s for s, _ in expected]
     for (_, a), (_, b) in zip(got, expected):

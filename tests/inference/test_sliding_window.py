@@ -13,6 +13,7 @@ from nnunet.inference import sliding_window as sw
 from nnunet.inference.sliding_window import (compute_gaussian, compute_steps_for_sliding_window, iter_tile_slicers,
                                              mirror_axis_combinations, pad_to_patch, padding_for_patch,
                                              predict_with_mirroring, sliding_window_logits)
+from tests.inference.conftest import DeviceOutOfMemoryOps
 
 torch.set_num_threads(1)
 
@@ -222,29 +223,10 @@ def test_stitching_with_mirroring_and_real_network_on_small_image():
     torch.testing.assert_close(got, direct, atol=1e-4, rtol=1e-3)
 
 
-class _FailingOnDeviceOps(engine.NumpyOps):
-    """Accumulators 'on a device' whose first allocation runs out of memory."""
-    on_device = True
-
-    def __init__(self, log):
-        self.log = log
-
-    def zeros(self, shape, dtype):
-        self.log.append("device zeros")
-        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-
-    def empty_cache(self):
-        self.log.append("emptied")
-
-    def host_accumulation(self):
-        self.log.append("host")
-        return engine.NumpyOps()
-
-
 def test_fallback_to_host_accumulation_on_device_error():
     log = []
     runner = engine.ArrayRunner(lambda x: np.concatenate([x, 2 * x - 1], 1))
-    runner.ops = _FailingOnDeviceOps(log)
+    runner.ops = DeviceOutOfMemoryOps(log)
     image = np.random.default_rng(0).uniform(-1, 1, (1, 9, 10, 11)).astype(np.float32)
     settings = engine.WindowSettings((8, 8, 8), 2)
     got = engine.predict_logits([runner], image, settings)
