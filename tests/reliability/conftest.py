@@ -16,6 +16,8 @@ def command_env(dirs: dict[str, Path] | None = None, **extra: str) -> dict[str, 
     """The environment for a command run as a subprocess: the test's nnU-Net folders, one thread, and the
     repository on PYTHONPATH so that spawned workers can import the tests' job functions."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    # the worker processes that these tests are about would not start for their tiny jobs
+    env["nnUNet_small_job_mb"] = "0"
     if dirs:
         env.update(nnUNet_raw=str(dirs["raw"]), nnUNet_preprocessed=str(dirs["preprocessed"]),
                    nnUNet_results=str(dirs["results"]))

@@ -213,6 +213,8 @@ def run_reference_trainer_script(script: str, folder: Path) -> subprocess.Comple
     pre.mkdir(parents=True, exist_ok=True)
     (pre / "placeholder.b2nd").write_bytes(b"")
     env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    # the worker processes that these tests are about would not start for their tiny jobs
+    env["nnUNet_small_job_mb"] = "0"
     env.update(nnUNet_results=str(folder), nnUNet_preprocessed=str(folder), nnUNet_raw=str(folder),
                OMP_NUM_THREADS="1")
     return subprocess.run([str(REF_PYTHON), "-c", script], capture_output=True, text=True, env=env, timeout=300)
