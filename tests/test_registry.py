@@ -80,9 +80,12 @@ def test_the_cli_reports_a_broken_trainer_file_in_one_line(tmp_path, monkeypatch
         registry.get("MissingTrainer")
 
     assert main([]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("nnunet: error: Unknown trainer 'MissingTrainer'.") and "\n" not in err
-    assert "c_missing.py (ModuleNotFoundError: No module named 'package_that_is_not_installed_xyz')" in err
+    *warnings, error = capsys.readouterr().err.strip().splitlines()
+    # one warning line per broken file as it is searched, then the error in one line; no traceback
+    assert error.startswith("nnunet: error: Unknown trainer 'MissingTrainer'.")
+    assert "c_missing.py (ModuleNotFoundError: No module named 'package_that_is_not_installed_xyz')" in error
+    assert len(warnings) == 2 and all(w.startswith("Could not import ") for w in warnings)
+    assert any("b_syntax.py" in w for w in warnings) and any("c_missing.py" in w for w in warnings)
 
 
 def test_the_failures_named_are_those_of_the_last_search(tmp_path, monkeypatch):
