@@ -32,3 +32,11 @@ def warning_line(message, category, filename, lineno, line=None) -> str:
     code line, which mean nothing to a user of the commands (used by the command-line wrappers and in workers)."""
     kind = "" if issubclass(category, UserWarning) else f" ({category.__name__})"
     return f"nnunet: warning{kind}: {message}\n"
+
+
+def exception_line(error: BaseException) -> str:
+    """``SyntaxError: invalid syntax (line 3)``, ``ModuleNotFoundError: No module named 'x'``: one line."""
+    if isinstance(error, SyntaxError):
+        return f"{type(error).__name__}: {error.msg} (line {error.lineno})"
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
-from nnunet.errors import ConfigurationError
+from nnunet.errors import ConfigurationError, exception_line
 
 T = TypeVar("T")
 
@@ -198,14 +198,6 @@ class Registry(Generic[T]):
 def _origin(obj) -> str:
     """Where a registered object is defined (a re-import of the same module gives the same origin)."""
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-
-
-def exception_line(error: BaseException) -> str:
-    """``SyntaxError: invalid syntax (line 3)``, ``ModuleNotFoundError: No module named 'x'``: one line."""
-    if isinstance(error, SyntaxError):
-        return f"{type(error).__name__}: {error.msg} (line {error.lineno})"
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def _import_file(py_file: Path):

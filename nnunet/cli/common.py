@@ -66,26 +66,27 @@ class _BelowWarning(logging.Filter):
 
 
 @contextlib.contextmanager
-def messages_to_console() -> Iterator[None]:
-    """Show the package's log messages as plain lines while a command runs: info on stdout (what the command
-    reports: results, files written, decisions), warnings and errors on stderr. Restored afterwards, so a test
-    that calls several commands, or a program that imports the package, keeps its own logging set-up."""
+def messages_to_console(level: int = logging.INFO, info_stream=None) -> Iterator[None]:
+    """Show the package's log messages from ``level`` up as plain lines while a command runs: info on
+    ``info_stream`` (default stdout: what the command reports, results, files written, decisions), warnings and
+    errors on stderr. These handlers replace the package logger's own for the block (a command nested in another
+    sets its own), and everything is restored afterwards, so a test that calls several commands, or a program
+    that imports the package, keeps its own logging set-up."""
     logger = logging.getLogger("nnunet")
-    info = logging.StreamHandler(sys.stdout)
+    info = logging.StreamHandler(info_stream if info_stream is not None else sys.stdout)
     info.addFilter(_BelowWarning())
     problems = logging.StreamHandler(sys.stderr)
     problems.setLevel(logging.WARNING)
-    saved = logger.level, logger.propagate
     for handler in (info, problems):
         handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    saved = logger.level, logger.propagate, logger.handlers[:]
+    logger.handlers = [info, problems]
+    logger.setLevel(level)
     logger.propagate = False
     try:
         yield
     finally:
-        for handler in (info, problems):
-            logger.removeHandler(handler)
+        logger.handlers = saved[2]
         logger.setLevel(saved[0])
         logger.propagate = saved[1]
 

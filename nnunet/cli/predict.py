@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Iterator, Sequence
 
-from nnunet.cli.common import cli_entry, console
+from nnunet.cli.common import cli_entry, console, messages_to_console
 from nnunet.errors import Interrupted, NnunetError
 
 DEVICES = ("cuda", "cpu", "mps")
@@ -102,20 +102,9 @@ def _check_args(args: argparse.Namespace) -> None:
 
 @contextlib.contextmanager
 def messages_to_stderr(verbose: bool) -> Iterator[None]:
-    """Show the package's log messages on stderr, one plain line each: warnings always, info with --verbose."""
-    logger = logging.getLogger("nnunet")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    saved = logger.level, logger.propagate, logger.handlers[:]
-    logger.handlers = [handler]  # instead of the console handlers of every command (cli.common)
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
-    logger.propagate = False
-    try:
+    """The package's log messages on stderr, one plain line each: warnings always, info with --verbose."""
+    with messages_to_console(logging.INFO if verbose else logging.WARNING, info_stream=sys.stderr):
         yield
-    finally:
-        logger.handlers = saved[2]
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
 
 
 def _start_compiling(args: argparse.Namespace, model: str) -> None:

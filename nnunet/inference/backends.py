@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from nnunet.errors import ConfigurationError
+from nnunet.errors import ConfigurationError, exception_line
 from nnunet.inference.engine import ArrayRunner
-from nnunet.inference.runners import (CACHE_FOLDER, ONNX_OPSET, cache_key, cached_export_path,  # noqa: F401
+from nnunet.inference.runners import (CACHE_FOLDER, cache_key, cached_export_path,  # noqa: F401
                                       drop_head_starts, make_runner, sidecar_path, write_sidecar)
 from nnunet.utils.files import OutputError, publish
 
@@ -81,7 +81,7 @@ def _export_onnx_or_explain(network: torch.nn.Module, input_shape: Sequence[int]
         raise
     except Exception as e:  # an operation torch.onnx cannot express: say which network and what to do
         raise BackendError(f"The network of {checkpoint} cannot be exported to ONNX for a fast CPU backend "
-                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). Use -backend "
+                           f"({exception_line(e)}). Use -backend "
                            f"torch.") from None
 
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from nnunet.errors import exception_line
 from nnunet.inference.tiling import (MIRROR_BATCH_VOXELS, Index, gaussian_weights, mirror_axis_combinations,
                                      padding_for_patch, read_tile, row_start, tile_rows)
 
@@ -353,7 +354,7 @@ def predict_logits(runners: Sequence[Runner], image: Any, settings: WindowSettin
             return _logits_once(runners, ops, image, settings, on_tile, to_host)
         except RuntimeError as e:
             logger.warning("Prediction with the results on the device failed (%s); predicting this image again "
-                           "with the results accumulated on the CPU.", str(e).splitlines()[0] if str(e) else type(e))
+                           "with the results accumulated on the CPU.", exception_line(e))
             ops.empty_cache()
             ops = ops.host_accumulation()
     return _logits_once(runners, ops, image, settings, on_tile, to_host)
@@ -380,7 +381,7 @@ def predict_slabs(runners: Sequence[Runner], image: np.ndarray, settings: Window
                 raise
             # the accumulators are allocated in the first row, so running out of device memory shows there
             logger.warning("Prediction in slabs with the results on the device failed (%s); accumulating on the "
-                           "CPU.", str(e).splitlines()[0] if str(e) else type(e))
+                           "CPU.", exception_line(e))
             ops.empty_cache()
             ops = ops.host_accumulation()
     yield from _slabs_once(runners, ops, image, settings, on_tile)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nnunet.errors import DatasetError, NnunetError
+from nnunet.errors import DatasetError, NnunetError, exception_line
 
 logger = logging.getLogger(__name__)
 
@@ -174,8 +174,8 @@ def finished(ofile: str, file_ending: str, save_probabilities: bool, reader: Any
         try:
             _check_readable(f, reader)
         except Exception as e:  # any reader error means the file is not a usable output
-            logger.warning("%s exists but cannot be read (%s: %s); predicting this case again.", f,
-                           type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            logger.warning("%s exists but cannot be read (%s); predicting this case again.", f,
+                           exception_line(e))
             return False
     return True
 
