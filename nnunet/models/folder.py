@@ -35,9 +35,7 @@ def parse_model_folder_name(name: str | os.PathLike) -> tuple[str, str, str]:
 
 
 def check_folder(folder: Path, folds: list[int | str], checkpoint_name: str) -> None:
-    """Raise a ConfigurationError naming what is missing (and what the folder does contain)."""
-    if not folder.is_dir():
-        raise ConfigurationError(f"Model folder {folder} does not exist.")
+    """Raise a ConfigurationError naming what an existing model folder lacks (and what it does contain)."""
     for name in ("plans.json", "dataset.json"):
         if not (folder / name).is_file():
             raise ConfigurationError(f"Model folder {folder} has no {name}; is it a trained model folder "
