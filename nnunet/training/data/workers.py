@@ -9,8 +9,10 @@ import traceback
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from nnunet.errors import NnunetError
+from nnunet.training.data.shared_batches import SlotReader, SlotWriter
 from nnunet.utils.lifeline import exit_with_parent
 
 DEFAULT_DA_PROCESSES = 12
@@ -90,15 +92,19 @@ class EndsWithParent:
     print its own traceback and die, after which batchgenerators adds a second message of its own.
     """
 
-    def __init__(self, loader):
+    def __init__(self, loader, max_slots: int = 0):
         self.loader = loader
         self.parent_pid = os.getpid()
         self.failure: WorkerFailure | None = None
+        self.max_slots = max_slots  # 0: batches go the plain (pickled) way
+        self.writer: SlotWriter | None = None
 
     def set_thread_id(self, thread_id: int) -> None:
         if os.getpid() != self.parent_pid:  # in a worker (forked: it inherited the parent's SIGTERM handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             exit_with_parent(self.parent_pid)
+            if self.max_slots:
+                self.writer = SlotWriter(self.max_slots)
         self.loader.set_thread_id(thread_id)
 
     def __iter__(self):
@@ -108,7 +114,8 @@ class EndsWithParent:
         if self.failure is not None:  # until the training process stops this worker
             return self.failure
         try:
-            return next(self.loader)
+            batch = next(self.loader)
+            return self.writer.pack(batch) if self.writer is not None else batch
         except Exception as e:
             if os.getpid() == self.parent_pid:
                 raise
@@ -116,7 +123,7 @@ class EndsWithParent:
             return self.failure
 
     def __getattr__(self, name):
-        if name in ("loader", "failure") or name.startswith("__"):  # not set yet (unpickling in a spawned worker)
+        if name in ("loader", "failure", "max_slots", "writer") or name.startswith("__"):  # not set yet (unpickling in a spawned worker)
             raise AttributeError(name)
         return getattr(self.loader, name)
 
@@ -164,8 +171,10 @@ class BackgroundLoader:
     """batchgenerators' augmenter with one error instead of its tracebacks: a :class:`WorkerFailure` from a
     worker, or a worker that died, stops every worker and raises an NnunetError with the cause."""
 
-    def __init__(self, augmenter):
+    def __init__(self, augmenter, pin_memory: bool = False):
         self.augmenter = augmenter
+        self.reader = SlotReader()
+        self.pin_memory = pin_memory  # done here for batches that come in slots (the augmenter's thread would not)
         # the list batchgenerators fills with its worker processes when it starts them; its shutdown replaces
         # the attribute, so holding the list keeps their exit codes readable for the message
         self.workers = augmenter._processes
@@ -189,7 +198,8 @@ class BackgroundLoader:
         if isinstance(item, WorkerFailure):
             self._finish()
             raise item.error()
-        return item
+        batch = self.reader.unpack(item)
+        return _pinned(batch) if self.pin_memory and batch is not item else batch
 
     def _death_message(self) -> str:
         dead = [p for p in self.workers if p.exitcode not in (None, 0)]
@@ -200,25 +210,52 @@ class BackgroundLoader:
     def _finish(self) -> None:
         try:
             self.augmenter._finish()
+            self.reader.clear()
         finally:
             if self.quiet:
                 self.quiet = False
                 _QuietResultsThreads.stop()
 
 
+#: set to 0 to send batches from the workers the plain (pickled) way instead of through reused shared memory
+SHARED_BATCHES_VARIABLE = "nnUNet_shared_batches"
+
+
+def _pinned(batch):
+    if isinstance(batch, torch.Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, dict):
+        return {k: _pinned(v) for k, v in batch.items()}
+    if type(batch) in (list, tuple):
+        return type(batch)(_pinned(v) for v in batch)
+    return batch
+
+
+def slots_per_worker(num_cached: int) -> int:
+    """Enough slots for every batch that can be on its way from one worker: the augmenter's two queues
+    (``num_cached`` each), the batch its results thread holds, the one being made and two held by the trainer; 0
+    when shared batches are switched off."""
+    if os.environ.get(SHARED_BATCHES_VARIABLE, "1") in ("0", ""):
+        return 0
+    return 2 * num_cached + 4
+
+
 def background_loader(loader, num_processes: int, num_cached: int, pin_memory: bool):
     """Iterate ``loader`` in ``num_processes`` worker processes (batchgenerators' non-deterministic augmenter).
 
     Each worker gets its own seed for numpy and torch, drawn from numpy's global generator, so runs seeded
-    (or resumed with restored generator states) start their workers reproducibly-seeded.
+    (or resumed with restored generator states) start their workers reproducibly-seeded. Batches come back
+    through shared memory that each worker reuses (:mod:`nnunet.training.data.shared_batches`).
     """
     if num_processes == 0:
         return InProcessLoader(loader)
     from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 
     seeds = [int(s) for s in np.random.randint(0, 2 ** 31 - 1, size=num_processes)]
-    return BackgroundLoader(NonDetMultiThreadedAugmenter(EndsWithParent(loader), None, num_processes, num_cached,
-                                                         seeds=seeds, pin_memory=pin_memory, wait_time=0.002))
+    slots = slots_per_worker(num_cached)
+    augmenter = NonDetMultiThreadedAugmenter(EndsWithParent(loader, slots), None, num_processes, num_cached,
+                                             seeds=seeds, pin_memory=pin_memory and not slots, wait_time=0.002)
+    return BackgroundLoader(augmenter, pin_memory=pin_memory and bool(slots))
 
 
 def finish_loader(loader) -> None:
