@@ -9,9 +9,12 @@ Typical use::
 The predictor is a facade: it keeps the attributes nnU-Net's predictor has (programs assign them by hand) and,
 when a prediction starts, turns them into one :class:`~nnunet.inference.cases.PredictionContext` (the model,
 the folds as runners, the settings) that the per-case code (:mod:`~nnunet.inference.cases`) and the sliding
-window (:mod:`~nnunet.inference.engine`) work from. :meth:`nnUNetPredictor._fold_runners` is the one place
-where the backend decides how a fold runs (a torch network, or an OpenVINO / ONNX Runtime compilation of it,
-:mod:`~nnunet.inference.backends`). The model folder is read by :mod:`nnunet.models`.
+window (:mod:`~nnunet.inference.engine`) work from. The methods delegate: :mod:`~nnunet.inference.coercion`
+converts and checks what programs assign or hand in (plans, configurations, devices, arrays),
+:mod:`~nnunet.inference.items` turns a call's cases into preprocessed items, and
+:mod:`~nnunet.inference.fold_runners` reads the model folder (through :mod:`nnunet.models`) and turns the folds
+into runners, the one place where the backend decides how a fold runs (a torch network, or an OpenVINO / ONNX
+Runtime compilation of it, :mod:`~nnunet.inference.backends`).
 
 With OpenVINO or ONNX Runtime and every fold's conversion cached, the predictor neither loads a checkpoint nor
 imports torch (:func:`~nnunet.inference.cached_model.load_cached_model`, :class:`~nnunet.inference.engine.NumpyOps`).
@@ -25,8 +28,6 @@ without the approximation, and the segmentation is that of nnU-Net's default exp
 """
 from __future__ import annotations
 
-import copy
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -35,19 +36,17 @@ import numpy as np
 
 from nnunet.constants import default_num_processes
 from nnunet.errors import NnunetError
-from nnunet.inference import cases, data_iterators, engine, inputs
-from nnunet.inference.backends import check_backend, compile_folds, device_type, open_cached, runs_on_torch
+from nnunet.inference import cases, coercion, engine, inputs, items
+from nnunet.inference.backends import check_backend, runs_on_torch
+from nnunet.inference.coercion import as_configuration, as_plans  # also imported from here (compat)
+from nnunet.inference.fold_runners import FoldCache, compiled_network, fold_runners, load_model
 from nnunet.inference.inputs import case_identifier, check_list_of_lists, lists_from_folder  # noqa: F401
-from nnunet.inference.cached_model import load_cached_model
-from nnunet.models import available_folds, load_model_folder, num_input_channels  # noqa: F401
-from nnunet.inference.runners import prediction_threads
+from nnunet.models import LoadedModel, available_folds, load_model_folder, num_input_channels  # noqa: F401
 from nnunet.io.dataset_json import channel_names
 from nnunet.planning.plans import Configuration, Plans
 
 if TYPE_CHECKING:
     import torch
-
-logger = logging.getLogger(__name__)
 
 
 class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for users porting scripts
@@ -75,21 +74,11 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
                  verbose: bool = False, verbose_preprocessing: bool = False, allow_tqdm: bool = True,
                  accumulation_dtype: torch.dtype | None = None, backend: str = "torch",
                  max_ram_gb: float | None = None):
-        if not 0 < tile_step_size <= 1:
-            raise NnunetError(f"The step size must be in (0, 1], got {tile_step_size}.")
-        if max_ram_gb is not None and max_ram_gb <= 0:
-            raise NnunetError(f"max_ram_gb must be positive, got {max_ram_gb}.")
+        coercion.check_settings(tile_step_size, max_ram_gb)
         check_backend(backend, device)  # the CPU runtimes need no torch: do not import it for them
         self._torch = runs_on_torch(backend)  # the backend, resolved once (see _fold_runners)
-        if self._torch:
-            device = _torch_device(device)
-        if device_type(device) == "cuda":
-            import torch
-
-            torch.backends.cudnn.benchmark = True
-        elif perform_everything_on_device:
-            logger.info("perform_everything_on_device only applies to CUDA devices; accumulating on the CPU.")
-            perform_everything_on_device = False
+        device, perform_everything_on_device = coercion.prediction_device(device, self._torch,
+                                                                          perform_everything_on_device)
         self.tile_step_size = tile_step_size
         self.use_gaussian = use_gaussian
         self.use_mirroring = use_mirroring
@@ -111,8 +100,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.allowed_mirroring_axes: tuple[int, ...] | None = None
         self.label_manager = None
         self.checkpoint_files: list[Path] | None = None
-        self._compiled: list[engine.ArrayRunner] | None = None
-        self._fold_copies: tuple[tuple, list] | None = None
+        self._folds = FoldCache()  # compiled folds and network copies, made once per loaded model
 
     @property
     def device(self) -> torch.device:
@@ -167,19 +155,11 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             ConfigurationError: missing files or folds (the message lists what the folder does contain), an
                 unknown trainer, weights that do not fit.
         """
-        model = None
-        if not self._torch:  # every fold converted before: no checkpoint to load, no torch to import
-            model = load_cached_model(model_training_output_dir, use_folds, checkpoint_name)
-        if model is None:
-            model = load_model_folder(model_training_output_dir, use_folds, checkpoint_name)
+        model = load_model(model_training_output_dir, use_folds, checkpoint_name, self._torch)
         self.manual_initialization(model.network, model.plans, model.configuration, model.parameters,
                                    model.dataset_json, model.trainer_name, model.mirror_axes)
         self.checkpoint_files = model.checkpoint_files
         self.onnx_files = model.onnx_files
-        if model.network is not None and model.parameters:  # loading put fold 0's weights in
-            from nnunet.inference.torch_engine import mark_loaded
-
-            mark_loaded(model.network, model.parameters[0])
 
     def manual_initialization(self, network: torch.nn.Module, plans_manager: Plans | dict,
                               configuration_manager: Configuration | str, parameters: list[dict[str, Any]] | None,
@@ -202,13 +182,8 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self.allowed_mirroring_axes = (tuple(inference_allowed_mirroring_axes)
                                        if inference_allowed_mirroring_axes is not None else None)
         self.label_manager = plans.label_manager(dataset_json)
-        self.checkpoint_files, self._compiled, self._fold_copies, self.onnx_files = None, None, None, None
-        if os.environ.get("nnUNet_compile", "").lower() in ("true", "1", "t") and not hasattr(network, "_orig_mod") \
-                and self._torch:
-            import torch
-
-            logger.info("Compiling the network (nnUNet_compile is set).")
-            self.network = torch.compile(network)
+        self.checkpoint_files, self.onnx_files, self._folds = None, None, FoldCache()
+        self.network = compiled_network(network, self._torch)
 
     def _require_initialized(self) -> None:
         if self.configuration is None or (self.network is None and self.onnx_files is None):
@@ -225,59 +200,30 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             return len(self.onnx_files)
         return len(self.list_of_parameters) if self.list_of_parameters else 1
 
-    # ------------------------------------------------------------------------------------------- folds as runners
+    # ------------------------------------------------------------------------------------------- the context
 
     def _fold_runners(self, interleaved: bool = False, current_weights: bool = False) -> list[engine.Runner]:
-        """The folds as runners; the one place where the backend decides how a fold runs.
+        """The folds as the attributes hold them now, as runners (see :mod:`~nnunet.inference.fold_runners`)."""
+        model = LoadedModel(self.network, self.plans, self.configuration, self.list_of_parameters, self.dataset_json,
+                            self.trainer_name, self.allowed_mirroring_axes, self.checkpoint_files, self.onnx_files)
+        device = self.device if self._torch else self._device  # the CPU runtimes need no torch device
+        return fold_runners(model, self.backend, self._torch, device, self.perform_everything_on_device, self._folds,
+                            interleaved, current_weights)
 
-        ``interleaved``: the folds take turns per row of tiles (the slab path), so each torch fold gets its own
-        copy of the network, made once and kept while the network and parameters stay the same; its weights
-        are then loaded once. ``current_weights``: one runner with the network's weights as they are.
-        """
-        if not self._torch:
-            if self._compiled is None:
-                self._compiled = self._compile_folds()
-            return self._compiled[:1] if current_weights else self._compiled
-        from nnunet.inference.torch_engine import TorchOps, TorchRunner
-
-        ops = TorchOps(self.device, self.perform_everything_on_device)
-        parameters = [None] if current_weights or not self.list_of_parameters else list(self.list_of_parameters)
-        networks = [self.network] * len(parameters)
-        if interleaved and len(parameters) > 1:
-            networks = [self.network] + self._network_copies(len(parameters) - 1)
-        return [TorchRunner(network, p, ops) for network, p in zip(networks, parameters)]
-
-    def _network_copies(self, count: int) -> list:
-        key = (id(self.network), id(self.list_of_parameters), count, str(self.device))
-        if self._fold_copies is None or self._fold_copies[0] != key:
-            module = getattr(self.network, "_orig_mod", self.network)
-            self._fold_copies = (key, [copy.deepcopy(module) for _ in range(count)])
-        return self._fold_copies[1]
-
-    def _compile_folds(self) -> list:
-        if self.onnx_files is not None:
-            return open_cached(self.backend, self.onnx_files, prediction_threads())
-        input_shape = (num_input_channels(self.plans, self.configuration, self.dataset_json),
-                       *self.configuration.patch_size)
-        facts = {"trainer_name": self.trainer_name or "", "configuration": self.configuration.name,
-                 "mirror_axes": self.allowed_mirroring_axes}
-        return compile_folds(self.backend, self.network, self.list_of_parameters, self.checkpoint_files, facts,
-                             input_shape, prediction_threads())
-
-    def _window_settings(self) -> engine.WindowSettings:
-        mirror_axes = self.allowed_mirroring_axes if self.use_mirroring else None
-        return engine.WindowSettings(tuple(int(p) for p in self.configuration.patch_size),
-                                     self.label_manager.num_segmentation_heads, self.tile_step_size,
-                                     self.use_gaussian, tuple(mirror_axes) if mirror_axes else None,
-                                     engine.dtype_name(self._accumulation_dtype))
+    def _preprocessing(self) -> tuple:
+        """What every preprocessing job ends with (see :mod:`~nnunet.inference.items`)."""
+        return self.plans, self.configuration, self.dataset_json, self.verbose_preprocessing
 
     def prediction_context(self) -> cases.PredictionContext:
         """The model, the folds as runners and the settings as one value, built from the attributes as they are
         now (programs assign them by hand); the runners are made on first use."""
         self._require_initialized()
+        window = coercion.window_settings(self.configuration, self.label_manager, self.tile_step_size,
+                                          self.use_gaussian, self.allowed_mirroring_axes if self.use_mirroring
+                                          else None, self._accumulation_dtype)
         return cases.PredictionContext(
             plans=self.plans, configuration=self.configuration, dataset_json=self.dataset_json,
-            label_manager=self.label_manager, window=self._window_settings(), runners=self._fold_runners,
+            label_manager=self.label_manager, window=window, runners=self._fold_runners,
             slab_runners=lambda: self._fold_runners(interleaved=True), num_folds=self.num_folds,
             input_channels=num_input_channels(self.plans, self.configuration, self.dataset_json),
             image_channels=self.expected_num_channels, max_ram_gb=self.max_ram_gb, allow_tqdm=self.allow_tqdm,
@@ -354,9 +300,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         self._require_initialized()
         call_args = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in locals().items()
                      if k not in ("self",)}
-        if num_parts < 1 or not 0 <= part_id < num_parts:
-            raise NnunetError(f"part_id must be in [0, num_parts): got part_id={part_id}, num_parts={num_parts} "
-                              f"(parts are counted from 0).")
+        coercion.check_part(num_parts, part_id)
         context = self.prediction_context()
         todo = cases.plan_file_cases(context, list_of_lists_or_source_folder,
                                      output_folder_or_list_of_truncated_output_files, save_probabilities,
@@ -366,13 +310,9 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
             return []
         num_processes_preprocessing, num_processes_segmentation_export = inputs.processes_for_job(
             todo.files, num_processes_preprocessing, num_processes_segmentation_export)
-        jobs = [(files, prev, self.plans, self.configuration, self.dataset_json, self.verbose_preprocessing)
-                for files, prev in zip(todo.files, todo.previous)]
-        with cases.handover_folder(todo.output_folder, num_processes_preprocessing > 0) as handover:
-            iterator = data_iterators.iterate_in_order(data_iterators.preprocess_files, jobs, todo.ofiles,
-                                                       num_processes_preprocessing, handover)
+        with items.file_items(todo, self._preprocessing(), num_processes_preprocessing) as iterator:
             return self.predict_from_data_iterator(iterator, save_probabilities, num_processes_segmentation_export,
-                                                   use_cropped_logits_resampling, total=len(jobs))
+                                                   use_cropped_logits_resampling, total=len(todo.files))
 
     def predict_from_files_sequential(self, list_of_lists_or_source_folder,
                                       output_folder_or_list_of_truncated_output_files, save_probabilities: bool = False,
@@ -394,28 +334,12 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
 
         ``use_cropped_logits_resampling``: accepted, changes nothing (see the module docstring)."""
         self._require_initialized()
-        images = image_or_list_of_images if isinstance(image_or_list_of_images, list) else [image_or_list_of_images]
-        props = (properties_or_list_of_properties if isinstance(properties_or_list_of_properties, list)
-                 else [properties_or_list_of_properties])
-        segs = segs_from_prev_stage_or_list_of_segs_from_prev_stage
-        segs = [None] * len(images) if segs is None else (segs if isinstance(segs, list) else [segs])
-        names = ([truncated_ofname] if isinstance(truncated_ofname, (str, os.PathLike)) else
-                 (truncated_ofname if truncated_ofname is not None else [None] * len(images)))
-        if not len(images) == len(props) == len(segs) == len(names):
-            raise NnunetError(f"Got {len(images)} images, {len(props)} properties, {len(segs)} previous-stage "
-                              f"segmentations and {len(names)} output names; they must match.")
-        for i, (image, p) in enumerate(zip(images, props)):
-            self._check_array(image, p, f"image {i}")
-        if self.configuration.previous_stage_name is not None and any(s is None for s in segs):
-            raise NnunetError(f"Configuration {self.configuration.name!r} is a cascade stage: pass the previous "
-                              f"stage's segmentation for every image.")
-        jobs = [(img, seg, p, self.plans, self.configuration, self.dataset_json, self.verbose_preprocessing)
-                for img, seg, p in zip(images, segs, props)]
-        iterator = data_iterators.iterate_in_order(data_iterators.preprocess_arrays, jobs,
-                                                   [str(n) if n is not None else None for n in names],
-                                                   min(num_processes, len(jobs)))
+        iterator, total = items.array_items(
+            image_or_list_of_images, segs_from_prev_stage_or_list_of_segs_from_prev_stage,
+            properties_or_list_of_properties, truncated_ofname, self._preprocessing(), self.expected_num_channels,
+            num_processes)
         return self.predict_from_data_iterator(iterator, save_probabilities, num_processes_segmentation_export,
-                                               use_cropped_logits_resampling, total=len(jobs))
+                                               use_cropped_logits_resampling, total=total)
 
     def predict_single_npy_array(self, input_image: np.ndarray, image_properties: dict[str, Any],
                                  segmentation_previous_stage: np.ndarray | None = None,
@@ -426,70 +350,7 @@ class nnUNetPredictor:  # noqa: N801 - the reference's class name, kept for user
         Returns the label map (and probabilities) when no output file is given, else writes the files.
         """
         self._require_initialized()
-        self._check_array(input_image, image_properties, "the image")
-        if self.configuration.previous_stage_name is not None and segmentation_previous_stage is None:
-            raise NnunetError(f"Configuration {self.configuration.name!r} is a cascade stage: pass "
-                              f"segmentation_previous_stage.")
-        data, properties = data_iterators.preprocess_arrays(input_image, segmentation_previous_stage,
-                                                            image_properties, self.plans, self.configuration,
-                                                            self.dataset_json, self.verbose_preprocessing)
-        item = {"data": data, "data_properties": properties,
-                "ofile": str(output_file_truncated) if output_file_truncated is not None else None}
+        item = items.single_item(input_image, image_properties, segmentation_previous_stage, output_file_truncated,
+                                 self._preprocessing(), self.expected_num_channels)
         return cases.predict_items(self.prediction_context(), [item], save_or_return_probabilities, 0, 1,
                                    show_cases=False)[0]
-
-    def _check_array(self, image: np.ndarray, properties: dict[str, Any], what: str) -> None:
-        if not isinstance(image, np.ndarray) or image.ndim != 4:
-            raise NnunetError(f"{what} must be a 4-D numpy array (C, X, Y, Z) as the plans' reader returns it; "
-                              f"got {getattr(image, 'shape', type(image))}.")
-        if image.shape[0] != self.expected_num_channels:
-            raise NnunetError(f"{what} has {image.shape[0]} channels but the model expects "
-                              f"{self.expected_num_channels}.")
-        if "spacing" not in properties or len(properties["spacing"]) != 3:
-            raise NnunetError(f"The properties of {what} need 'spacing' (3 values in array axis order).")
-
-
-def as_plans(value: Any) -> Any:
-    """A Plans from what a program assigns to ``plans_manager``; unknown objects are kept as they are."""
-    if value is None or isinstance(value, Plans):
-        return value
-    if isinstance(value, dict):
-        return Plans(value)
-    data = getattr(value, "plans", None)  # nnU-Net's PlansManager keeps the plans dict in .plans
-    return Plans(data) if isinstance(data, dict) else value
-
-
-def as_configuration(value: Any, plans: Plans | None) -> Any:
-    """A Configuration from what a program assigns to ``configuration_manager``; unknown objects (a
-    namespace with a ``patch_size``) are kept as they are."""
-    if value is None or isinstance(value, Configuration):
-        return value
-    if isinstance(value, str):
-        if not isinstance(plans, Plans):
-            raise NnunetError(f"configuration_manager = {value!r} names a configuration: assign plans_manager "
-                              f"first.")
-        return plans.configuration(value)
-    data = value if isinstance(value, dict) else getattr(value, "configuration", None)
-    if not isinstance(data, dict):
-        return value
-    return Configuration(_configuration_name(data, plans), data)
-
-
-def _configuration_name(data: dict[str, Any], plans: Plans | None) -> str:
-    """The name of the plans' configuration equal to ``data`` (a ConfigurationManager knows only its dict)."""
-    if isinstance(plans, Plans):
-        for name in plans.available_configurations:
-            if plans.configuration(name).data == data or plans.data["configurations"][name] == data:
-                return name
-    return str(data.get("data_identifier", "configuration"))
-
-
-def _torch_device(device):
-    import torch
-
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NnunetError("CUDA was requested but is not available on this machine; use -device cpu "
-                          "(or device='cpu').")
-    return device
-
