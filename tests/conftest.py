@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,6 @@ os.environ.setdefault("nnUNet_small_job_mb", "0")
 # inherit that: the tests that send SIGINT would then see it ignored. Give the suite a normal Ctrl-C.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import torch
 
 from nnunet.cli.predict import predict_from_modelfolder_main
 from nnunet.errors import ConfigurationError
-from tests.inference.conftest import CASES, IMAGES, MODEL
+from tests.inference.helpers import CASES, IMAGES, MODEL
 
 ARRAY = sitk.GetArrayFromImage
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.compat.signatures import our_signature, same_default
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 REFERENCE = json.loads((FIXTURES / "compat" / "signatures_2_8_1.json").read_text())
 

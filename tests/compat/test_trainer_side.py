@@ -11,8 +11,8 @@ import SimpleITK as sitk
 import torch
 
 from tests.compat.signatures import our_signature, same_default
-from tests.conftest import FIXTURES
-from tests.reliability.conftest import TINY, TINY_ID, command_env, script
+from tests.helpers import FIXTURES
+from tests.reliability.helpers import TINY, TINY_ID, command_env, script
 from tests.training.helpers import REF_PYTHON
 
 REF_MODEL = FIXTURES / "inference" / "model"

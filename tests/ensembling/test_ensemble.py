@@ -10,8 +10,8 @@ import SimpleITK as sitk
 
 from nnunet.cli.ensemble import ensemble_main
 from nnunet.ensembling.ensemble import average_probabilities, ensemble_folders
-from tests.conftest import FIXTURES
 from tests.evaluation.synthetic_cases import ENSEMBLE_DATASETS, SPACING_XYZ, ORIGIN, make_ensemble_inputs
+from tests.helpers import FIXTURES
 
 FIXTURE_DIR = FIXTURES / "ensembling"
 

@@ -18,8 +18,8 @@ from nnunet.ensembling.model_selection import (candidate_models, ensemble_identi
                                                parse_ensemble_identifier, parse_model_identifier, pick_best,
                                                selected_models)
 from nnunet.errors import NnunetError
-from tests.conftest import FIXTURES
 from tests.ensembling.trained_models import CASES, DATASET, make_trained_models
+from tests.helpers import FIXTURES
 from tests.json_equal import assert_json_equal
 
 FIXTURE_DIR = FIXTURES / "ensembling"

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from nnunet.cli.evaluate import evaluate_folder_main, evaluate_simple_main
-from tests.conftest import FIXTURES
 from tests.evaluation.synthetic_cases import EVAL_DATASETS, make_eval_dataset
+from tests.helpers import FIXTURES
 from tests.json_equal import assert_json_equal
 
 FIXTURE_DIR = FIXTURES / "evaluation"

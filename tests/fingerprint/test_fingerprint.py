@@ -11,7 +11,7 @@ from nnunet.cli.fingerprint import extract_fingerprint_main
 from nnunet.demo.synthetic import make_dataset
 from nnunet.fingerprint.extract import (DatasetFingerprintExtractor, PooledSamples, aggregate, analyze_case,
                                        intensity_statistics, sample_foreground_intensities)
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 _spec = importlib.util.spec_from_file_location("fp_fixtures", FIXTURES / "fingerprint" / "make_fixtures.py")
 _mod = importlib.util.module_from_spec(_spec)

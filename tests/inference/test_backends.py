@@ -15,8 +15,7 @@ from nnunet.inference import backends, runners
 from nnunet.inference.backends import CACHE_FOLDER, BackendError, check_backend
 from nnunet.inference.cached_model import load_cached_model
 from nnunet.utils.files import OutputError
-from tests.inference.conftest import CASES, IMAGES, make_predictor
-from tests.inference.test_predictor import _add_fold, _preprocessed
+from tests.inference.helpers import CASES, IMAGES, add_fold, make_predictor, make_variant_model, preprocessed
 
 SEQUENTIAL = {"num_processes_preprocessing": 0, "num_processes_segmentation_export": 0}
 
@@ -39,8 +38,8 @@ def _cache_files(model_dir, fold=0):
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)
 def test_backend_agrees_with_torch_with_folds_and_mirroring(backend, model_dir):
-    _add_fold(model_dir, 1)
-    data = _preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
+    add_fold(model_dir, 1)
+    data = preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
     reference = make_predictor(model_dir, (0, 1)).predict_logits_from_preprocessed_data(data).float()
     fast = make_predictor(model_dir, (0, 1), backend=backend).predict_logits_from_preprocessed_data(data).float()
     assert fast.shape == reference.shape
@@ -65,7 +64,7 @@ def test_backend_predicts_files_like_torch(backend, tmp_path, model_dir):
 
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
 def test_stale_cached_export_is_rebuilt(model_dir, caplog):
-    data = _preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
+    data = preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
     first = make_predictor(model_dir, (0,), backend="onnxruntime")
     before = first.predict_logits_from_preprocessed_data(data)
     (cached,) = _cache_files(model_dir)
@@ -77,7 +76,7 @@ def test_stale_cached_export_is_rebuilt(model_dir, caplog):
     assert torch.equal(again, before) and cached.stat().st_mtime_ns == stamp  # reused, not exported again
     assert not any("Exporting" in r.getMessage() for r in caplog.records)
     # the checkpoint changes (e.g. training went on): the export must follow it
-    _add_fold(model_dir, 9, scale=2.0)
+    add_fold(model_dir, 9, scale=2.0)
     (model_dir / "fold_9" / "checkpoint_final.pth").replace(model_dir / "fold_0" / "checkpoint_final.pth")
     expected = make_predictor(model_dir, (0,)).predict_logits_from_preprocessed_data(data).float()
     rebuilt = make_predictor(model_dir, (0,), backend="onnxruntime").predict_logits_from_preprocessed_data(data)
@@ -91,7 +90,7 @@ def test_stale_cached_export_is_rebuilt(model_dir, caplog):
 def test_head_start_is_used_for_the_checked_export_only(model_dir):
     threads = runners.prediction_threads()
     checkpoint = model_dir / "fold_0" / "checkpoint_final.pth"
-    data = _preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
+    data = preprocessed(make_predictor(model_dir, (0,)), "ts_regular")
     before = make_predictor(model_dir, (0,), backend="onnxruntime").predict_logits_from_preprocessed_data(data)
     (cached,) = _cache_files(model_dir)
     # the export is current: the prediction runs the network compiled in the background
@@ -101,7 +100,7 @@ def test_head_start_is_used_for_the_checked_export_only(model_dir):
     assert torch.equal(predictor.predict_logits_from_preprocessed_data(data), before)
     assert predictor.prediction_context().runners()[0].run is head and not runners._started
     # the checkpoint changed since: the head start compiles the outdated export, which must not be used
-    _add_fold(model_dir, 9, scale=2.0)
+    add_fold(model_dir, 9, scale=2.0)
     (model_dir / "fold_9" / "checkpoint_final.pth").replace(checkpoint)
     runners.start_compiling_cached("onnxruntime", [checkpoint], threads)
     stale = runners._started[("onnxruntime", str(cached), threads)].result()
@@ -118,7 +117,7 @@ def test_unwritable_model_folder_exports_to_a_temporary_folder(model_dir, monkey
         raise OutputError(f"Could not write {path}: EROFS (Read-only file system).")
 
     monkeypatch.setattr(backends, "publish", refuse)
-    data = _preprocessed(make_predictor(model_dir, (0,)), "ts_small")
+    data = preprocessed(make_predictor(model_dir, (0,)), "ts_small")
     logits = make_predictor(model_dir, (0,), backend="onnxruntime").predict_logits_from_preprocessed_data(data)
     assert logits.shape[0] == 3 and _cache_files(model_dir) == []
     assert any("temporary folder" in r.getMessage() for r in caplog.records)
@@ -136,7 +135,7 @@ def test_missing_package_and_wrong_device_give_clear_errors(monkeypatch):
 
 def test_cli_missing_backend_package(monkeypatch, tmp_path, capsys):
     from nnunet.cli.predict import predict_from_modelfolder_main
-    from tests.inference.conftest import MODEL
+    from tests.inference.helpers import MODEL
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     out = tmp_path / "out"
@@ -161,7 +160,7 @@ assert not loaded, f"torch was imported: {loaded[:5]}"
 
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
 def test_cached_folds_predict_without_loading_checkpoints_or_torch(model_dir, tmp_path):
-    _add_fold(model_dir, 1)
+    add_fold(model_dir, 1)
     make_predictor(model_dir, (0, 1), backend="onnxruntime").predict_from_files(str(IMAGES), str(tmp_path / "first"),
                                                                                 **SEQUENTIAL)
     for fold in (0, 1):
@@ -201,7 +200,7 @@ def test_cached_export_without_a_valid_sidecar_is_checked_against_the_checkpoint
     assert json.loads(sidecar.read_text()) == facts and _cache_files(model_dir) == [cached]  # ... and re-recorded
     assert load_cached_model(model_dir, (0,)).onnx_files == [cached]
     # a changed checkpoint: the cached file is no longer current
-    _add_fold(model_dir, 9, scale=2.0)
+    add_fold(model_dir, 9, scale=2.0)
     (model_dir / "fold_9" / "checkpoint_final.pth").replace(model_dir / "fold_0" / "checkpoint_final.pth")
     assert load_cached_model(model_dir, (0,)) is None
 
@@ -229,17 +228,15 @@ def _labels(folder, case):
 @pytest.mark.skipif(not _installed("onnxruntime"), reason="onnxruntime is not installed")
 @pytest.mark.parametrize("variant", ["cascade", "2d"])
 def test_cascade_and_2d_models_from_the_cache_with_parts(variant, model_dir, tmp_path):
-    from tests.inference.test_predictor import _make_variant_model
-
     extra = {}
     if variant == "cascade":
-        folder = _make_variant_model(model_dir, "3d_cascade_fullres",
-                                     {"inherits_from": "3d_fullres", "previous_stage": "3d_fullres"}, in_channels=3)
+        folder = make_variant_model(model_dir, "3d_cascade_fullres",
+                                    {"inherits_from": "3d_fullres", "previous_stage": "3d_fullres"}, in_channels=3)
         extra["folder_with_segs_from_prev_stage"] = str(tmp_path / "low")
         make_predictor(model_dir, use_mirroring=False).predict_from_files(str(IMAGES), str(tmp_path / "low"),
                                                                           **SEQUENTIAL)
     else:
-        folder = _make_variant_model(model_dir, "2d_small", {"inherits_from": "2d"}, in_channels=1)
+        folder = make_variant_model(model_dir, "2d_small", {"inherits_from": "2d"}, in_channels=1)
     make_predictor(folder).predict_from_files(str(IMAGES), str(tmp_path / "torch"), **extra, **SEQUENTIAL)
     make_predictor(folder, backend="onnxruntime").prediction_context().runners()  # the first run exports
     cached = make_predictor(folder, backend="onnxruntime")
@@ -256,7 +253,7 @@ def test_network_given_in_memory_runs_on_a_runtime_without_caching(model_dir):
     from nnunet.inference.predictor import nnUNetPredictor
 
     loaded = make_predictor(model_dir, (0,))
-    data = _preprocessed(loaded, "ts_small")
+    data = preprocessed(loaded, "ts_small")
     expected = loaded.predict_logits_from_preprocessed_data(data).float()
     runtime = nnUNetPredictor(device="cpu", allow_tqdm=False, backend="onnxruntime")
     runtime.manual_initialization(loaded.network, loaded.plans, loaded.configuration, None, loaded.dataset_json,

@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet.cli.predict import predict_from_modelfolder_main, predict_main
-from tests.inference.conftest import CASES, IMAGES, INFERENCE_FIXTURES, MODEL
+from tests.inference.helpers import CASES, IMAGES, INFERENCE_FIXTURES, MODEL
 
 FAST = ["-device", "cpu", "-npp", "0", "-nps", "0", "--disable_progress_bar"]
 MODEL_NAME = "nnUNetTrainer_1epoch__nnUNetPlans__3d_fullres"

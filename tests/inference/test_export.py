@@ -14,7 +14,7 @@ from nnunet.inference.export import (PARTIAL_FOLDER, convert_predicted_logits_to
                                      export_prediction_from_logits, resample_logits)
 from nnunet.io.labels import LabelManager
 from nnunet.planning.plans import Plans
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 torch.set_num_threads(1)
 

@@ -10,7 +10,7 @@ import torch
 
 from nnunet.inference import engine
 from nnunet.inference.torch_engine import TorchOps, TorchRunner
-from tests.inference.conftest import DeviceOutOfMemoryOps, make_predictor
+from tests.inference.helpers import DeviceOutOfMemoryOps, make_predictor
 
 
 class _CudaLikeOps(TorchOps):

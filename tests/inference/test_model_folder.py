@@ -16,7 +16,7 @@ from nnunet.models import (ModelFolder, find_trainer_class, load_model_folder, m
 from nnunet.models.checkpoint import read_network_weights
 from nnunet.errors import ConfigurationError
 from nnunet.registry import TRAINERS
-from tests.inference.conftest import IMAGES, MODEL
+from tests.inference.helpers import IMAGES, MODEL
 
 FAST = ["-device", "cpu", "-npp", "0", "-nps", "0", "--disable_progress_bar", "--disable_tta", "-f", "0"]
 

@@ -17,36 +17,19 @@ from nnunet.models import available_folds
 from nnunet.networks.from_plans import build_network_for_configuration
 from nnunet.io.labels import LabelManager
 from nnunet.io.readers import SimpleITKIO
-from tests.inference.conftest import CASES, IMAGES, make_predictor
+from tests.inference.helpers import CASES, IMAGES, add_fold, make_predictor, make_variant_model, preprocessed
 
 SEQUENTIAL = {"num_processes_preprocessing": 0, "num_processes_segmentation_export": 0}
 
 
-def _add_fold(model_dir, fold, scale=0.5, seed=0):
-    """fold_<fold>: the fold-0 checkpoint with perturbed output-layer weights (a different model)."""
-    checkpoint = torch.load(model_dir / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    generator = torch.Generator().manual_seed(seed)
-    for key, value in checkpoint["network_weights"].items():
-        if key.startswith("decoder.seg_layers"):
-            checkpoint["network_weights"][key] = value + scale * torch.randn(value.shape, generator=generator)
-    (model_dir / f"fold_{fold}").mkdir()
-    torch.save(checkpoint, model_dir / f"fold_{fold}" / "checkpoint_final.pth")
-
-
-def _preprocessed(predictor, case="ts_regular"):
-    data, _ = preprocess_files([str(IMAGES / f"{case}_0000.nii.gz")], None, predictor.plans,
-                               predictor.configuration, predictor.dataset_json)
-    return torch.from_numpy(data)
-
-
 def test_fold_ensemble_averages_logits_in_half_precision(model_dir):
-    _add_fold(model_dir, 1)
+    add_fold(model_dir, 1)
     (model_dir / "fold_all").mkdir()  # not a numbered fold: ignored by auto-detection
     shutil.copy(model_dir / "fold_0" / "checkpoint_final.pth", model_dir / "fold_all")
     assert available_folds(model_dir) == [0, 1]
     both = make_predictor(model_dir, None)
     assert len(both.list_of_parameters) == 2
-    data = _preprocessed(both)
+    data = preprocessed(both)
     ensemble = both.predict_logits_from_preprocessed_data(data)
     single = [make_predictor(model_dir, (f,)).predict_logits_from_preprocessed_data(data) for f in (0, 1)]
     assert not torch.equal(single[0], single[1])
@@ -150,29 +133,8 @@ def test_append_previous_stage_one_hot():
     np.testing.assert_array_equal(out[2, 0, 0], [0, 0, 0, 1, 0])
 
 
-def _make_variant_model(model_dir, configuration_name, config_entry, in_channels, seed=0):
-    """Add a configuration to the plans and a randomly initialised checkpoint trained 'for' it."""
-    plans = json.loads((model_dir / "plans.json").read_text())
-    plans["configurations"][configuration_name] = config_entry
-    (model_dir / "plans.json").write_text(json.dumps(plans))
-    from nnunet.planning.plans import Plans
-
-    config = Plans(plans).configuration(configuration_name)
-    torch.manual_seed(seed)
-    network = build_network_for_configuration(config, in_channels, 3, enable_deep_supervision=False)
-    folder = model_dir.parent / configuration_name
-    (folder / "fold_0").mkdir(parents=True)
-    for name in ("plans.json", "dataset.json"):
-        shutil.copy(model_dir / name, folder / name)
-    torch.save({"network_weights": network.state_dict(), "trainer_name": "nnUNetTrainer",
-                "init_args": {"configuration": configuration_name},
-                "inference_allowed_mirroring_axes": tuple(range(len(config.patch_size)))},
-               folder / "fold_0" / "checkpoint_final.pth")
-    return folder
-
-
 def test_cascade_uses_previous_stage_predictions(model_dir, tmp_path):
-    cascade = _make_variant_model(model_dir, "3d_cascade_fullres",
+    cascade = make_variant_model(model_dir, "3d_cascade_fullres",
                                   {"inherits_from": "3d_fullres", "previous_stage": "3d_fullres"}, in_channels=3)
     low = tmp_path / "low"
     make_predictor(model_dir, use_mirroring=False).predict_from_files(str(IMAGES), str(low), **SEQUENTIAL)
@@ -200,7 +162,7 @@ def test_cascade_uses_previous_stage_predictions(model_dir, tmp_path):
 
 
 def test_2d_configuration_on_3d_images(model_dir, tmp_path):
-    folder = _make_variant_model(model_dir, "2d_small", {"inherits_from": "2d"}, in_channels=1)
+    folder = make_variant_model(model_dir, "2d_small", {"inherits_from": "2d"}, in_channels=1)
     predictor = make_predictor(folder)
     assert predictor.allowed_mirroring_axes == (0, 1)
     predictor.predict_from_files(str(IMAGES), str(tmp_path), save_probabilities=True, **SEQUENTIAL)
@@ -216,7 +178,7 @@ def test_2d_configuration_on_3d_images(model_dir, tmp_path):
 def test_png_dataset_end_to_end(tmp_path):
     """2-D natural images: NaturalImage2DIO in and out, the fake 999 spacing, a 2-D network."""
     from nnunet.demo.synthetic import make_dataset
-    from tests.conftest import FIXTURES
+    from tests.helpers import FIXTURES
 
     raw = make_dataset(tmp_path / "raw", 7, "Png", "2d_png", num_cases=2, shape=(44, 52))
     model = tmp_path / "png_model"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from tests.inference.conftest import CASES, IMAGES, INFERENCE_FIXTURES, make_predictor
+from tests.inference.helpers import CASES, IMAGES, INFERENCE_FIXTURES, make_predictor
 
 SETTINGS = {"default": {}, "no_tta": {"use_mirroring": False}, "step075": {"tile_step_size": 0.75}}
 

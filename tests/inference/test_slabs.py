@@ -15,8 +15,7 @@ from nnunet.inference.slab_export import ProbabilityFile, SlabResampler
 from nnunet.inference.engine import predict_slabs
 from nnunet.inference.tiling import tile_rows
 from nnunet.planning.plans import Plans
-from tests.inference.conftest import MODEL, make_predictor
-from tests.inference.test_predictor import _add_fold, _make_variant_model
+from tests.inference.helpers import MODEL, add_fold, make_predictor, make_variant_model
 
 SEQUENTIAL = {"num_processes_preprocessing": 0, "num_processes_segmentation_export": 0}
 PLANS = Plans.load(MODEL / "plans.json")  # transpose_forward [1, 0, 2]
@@ -34,7 +33,7 @@ def _slab_logits(predictor, image):
 
 @pytest.mark.parametrize("shape", [(1, 34, 18, 21), (1, 37, 12, 20)])  # the second is padded on two axes
 def test_slab_logits_are_bit_identical_to_in_memory_logits_with_two_folds(model_dir, shape):
-    _add_fold(model_dir, 1)
+    add_fold(model_dir, 1)
     predictor = make_predictor(model_dir, (0, 1))
     image = np.random.default_rng(0).normal(0, 1, shape).astype(np.float32)
     in_memory = predictor.predict_logits_from_preprocessed_data(image.copy())
@@ -45,7 +44,7 @@ def test_slab_logits_are_bit_identical_to_in_memory_logits_with_two_folds(model_
 
 
 def test_slab_logits_2d_configuration_one_slice_per_row(model_dir):
-    folder = _make_variant_model(model_dir, "2d_small", {"inherits_from": "2d"}, in_channels=1)
+    folder = make_variant_model(model_dir, "2d_small", {"inherits_from": "2d"}, in_channels=1)
     predictor = make_predictor(folder)
     image = np.random.default_rng(1).normal(0, 1, (1, 5, 40, 22)).astype(np.float32)
     assert len(tile_rows(image.shape[1:], predictor.configuration.patch_size, 0.5)) == 5
@@ -125,7 +124,7 @@ def _compare_outputs(a, b, names, regions=False):
 
 @pytest.mark.slow
 def test_tiny_budget_predicts_in_several_slabs_with_identical_files(tmp_path, model_dir, caplog):
-    _add_fold(model_dir, 1)
+    add_fold(model_dir, 1)
     images = _images(tmp_path / "in", CASES)
     make_predictor(model_dir, (0, 1)).predict_from_files(str(images), str(tmp_path / "ram"),
                                                          save_probabilities=True, **SEQUENTIAL)
@@ -190,7 +189,7 @@ def test_probability_file_writes_the_npz_savez_compressed_would(tmp_path):
 
 def test_cli_max_ram_gb_option(tmp_path, capsys):
     from nnunet.cli.predict import predict_from_modelfolder_main
-    from tests.inference.conftest import IMAGES
+    from tests.inference.helpers import IMAGES
 
     base = ["-i", str(IMAGES), "-m", str(MODEL), "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0",
             "--disable_progress_bar", "--disable_tta"]

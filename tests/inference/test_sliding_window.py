@@ -13,7 +13,7 @@ from nnunet.inference import sliding_window as sw
 from nnunet.inference.sliding_window import (compute_gaussian, compute_steps_for_sliding_window, iter_tile_slicers,
                                              mirror_axis_combinations, pad_to_patch, padding_for_patch,
                                              predict_with_mirroring, sliding_window_logits)
-from tests.inference.conftest import DeviceOutOfMemoryOps
+from tests.inference.helpers import DeviceOutOfMemoryOps
 
 torch.set_num_threads(1)
 

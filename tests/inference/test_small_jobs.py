@@ -7,7 +7,7 @@ from nnunet.errors import NnunetError
 from nnunet.inference import data_iterators
 from nnunet.inference.inputs import processes_for_job
 from nnunet.utils import pool
-from tests.inference.conftest import CASES, IMAGES, MODEL, make_predictor
+from tests.inference.helpers import CASES, IMAGES, MODEL, make_predictor
 
 MB = 1024 ** 2
 

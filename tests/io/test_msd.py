@@ -12,7 +12,7 @@ from nnunet.cli.convert import convert_msd_main
 from nnunet.errors import DatasetError
 from nnunet.io.integrity import verify_dataset_integrity
 from nnunet.io.msd import convert_msd_dataset
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from tests.io.msd_cases import summarize_dataset, write_msd_task
 
 REFERENCE = json.loads((FIXTURES / "io" / "msd_reference.json").read_text())

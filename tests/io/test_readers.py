@@ -15,7 +15,7 @@ import tifffile
 from nnunet.errors import DatasetError
 from nnunet.io.readers import (NaturalImage2DIO, NibabelIO, NibabelIOWithReorient, SimpleITKIO,
                                SimpleITKIOWithReorient, Tiff3DIO, determine_reader, reader_class)
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from tests.io.geometry_cases import write_cases
 from tests.io.reader_probe import _file_geometry, probe
 

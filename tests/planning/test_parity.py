@@ -13,7 +13,7 @@ import math
 import pytest
 
 from nnunet.cli.plan import plan_experiment_main
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 FIXTURE_DIR = FIXTURES / "planning"
 _spec = importlib.util.spec_from_file_location("plan_fixtures", FIXTURE_DIR / "make_fixtures.py")

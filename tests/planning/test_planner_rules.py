@@ -18,7 +18,7 @@ from nnunet.planning.plans import Plans, convert_legacy_configuration, merge_pla
 from nnunet.planning.topology import get_pool_and_conv_props
 from nnunet.planning.vram import plain_unet_feature_map_size
 from nnunet.registry import PLANNERS
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 _spec = importlib.util.spec_from_file_location("plan_fixtures", FIXTURES / "planning" / "make_fixtures.py")
 make_fixtures = importlib.util.module_from_spec(_spec)

@@ -23,8 +23,8 @@ import SimpleITK as sitk
 from nnunet.cli.postprocess import apply_postprocessing_main, determine_postprocessing_main
 from nnunet.postprocessing.components import remove_all_but_largest_component_from_segmentation
 from nnunet.postprocessing.pp_file import load_postprocessing
-from tests.conftest import FIXTURES
 from tests.evaluation.synthetic_cases import PP_DATASETS, make_pp_dataset
+from tests.helpers import FIXTURES
 from tests.json_equal import assert_json_equal
 
 FIXTURE_DIR = FIXTURES / "postprocessing"

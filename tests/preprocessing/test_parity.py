@@ -17,7 +17,7 @@ from nnunet.cli.plan_and_preprocess import plan_and_preprocess_main
 from nnunet.cli.preprocess import preprocess_main
 from nnunet.demo.synthetic import make_dataset
 from nnunet.preprocessing.storage import case_ids, load_case
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 HERE = FIXTURES / "preprocessing"
 _spec = importlib.util.spec_from_file_location("pp_fixtures", HERE / "make_fixtures.py")

@@ -138,7 +138,7 @@ def test_same_shape_returns_input_and_no_resampling_hack():
 def _fixture_module():
     import importlib.util
 
-    from tests.conftest import FIXTURES
+    from tests.helpers import FIXTURES
 
     spec = importlib.util.spec_from_file_location("pp_fixtures", FIXTURES / "preprocessing" / "make_fixtures.py")
     module = importlib.util.module_from_spec(spec)

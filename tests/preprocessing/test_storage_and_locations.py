@@ -11,7 +11,7 @@ import pytest
 from nnunet.preprocessing.class_locations import num_samples, sample_class_locations
 from nnunet.preprocessing.blosc2_layout import block_and_chunk_shape, choose_filter
 from nnunet.preprocessing.storage import case_ids, load_case, save_case
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 HERE = FIXTURES / "preprocessing"
 

@@ -18,8 +18,8 @@ import SimpleITK as sitk
 from nnunet.cli.plan_and_preprocess import plan_and_preprocess_main
 from nnunet.cli.train import train_main
 from nnunet.demo.synthetic import PRESETS, SyntheticSpec, make_dataset
-from tests.conftest import FIXTURES
-from tests.reliability.conftest import TINY, TINY_ID, command_env, make_dirs, one_error_line, script
+from tests.helpers import FIXTURES
+from tests.reliability.helpers import TINY, TINY_ID, command_env, make_dirs, one_error_line, script
 
 REFERENCE_MODEL = FIXTURES / "inference" / "model"
 IMAGES = FIXTURES / "inference" / "imagesTs"

@@ -26,9 +26,9 @@ from nnunet.io.readers import SimpleITKIO
 from nnunet.postprocessing.postprocess import write_seg_atomic
 from nnunet.training.checkpoint import load_checkpoint_file, save_checkpoint_file
 from nnunet.utils.files import OutputError
-from tests.conftest import FIXTURES
 from tests.evaluation.synthetic_cases import make_ensemble_inputs
-from tests.reliability.conftest import (TINY, TINY_ID, command_env, files_below, make_dirs, one_error_line,
+from tests.helpers import FIXTURES
+from tests.reliability.helpers import (TINY, TINY_ID, command_env, files_below, make_dirs, one_error_line,
                                         script)
 
 REFERENCE_MODEL = FIXTURES / "inference" / "model"

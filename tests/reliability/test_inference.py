@@ -17,7 +17,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet.cli.predict import predict_from_modelfolder_main
-from tests.inference.conftest import IMAGES, MODEL
+from tests.inference.helpers import IMAGES, MODEL
 
 FAST = ["-m", str(MODEL), "-f", "0", "-device", "cpu", "--disable_progress_bar", "--disable_tta"]
 
@@ -66,7 +66,7 @@ def test_full_disk_with_worker_pools_ends_cleanly_in_a_subprocess(small_disk, la
     resource tracker at exit (leaked semaphores or shared memory) after the pools are stopped."""
     import subprocess
 
-    from tests.reliability.conftest import command_env
+    from tests.reliability.helpers import command_env
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -136,7 +136,7 @@ def test_no_prediction_worker_survives_a_killed_parent(tmp_path, large_input):
 
     tests/reliability/test_orphans.py covers the tiny fixture images; here every worker holds a 56^3 case and the
     slab path's hand-over files are in use."""
-    from tests.reliability.conftest import command_env
+    from tests.reliability.helpers import command_env
     from tests.reliability.processes import kill_and_check_no_orphans, start, wait_for_workers
 
     folder = tmp_path / "in"
@@ -159,7 +159,7 @@ def test_a_killed_prediction_worker_stops_the_command_with_one_line(tmp_path, la
     names the kind of worker and the option that uses fewer, every other worker ends, and each segmentation
     already published is complete. The workers start preprocessing first, so the first pid is a preprocessing
     worker and the last one usually an export worker; the message may name either."""
-    from tests.reliability.conftest import command_env
+    from tests.reliability.helpers import command_env
     from tests.reliability.processes import descendants, running, start, stderr_of, wait_for_workers, wait_until
 
     folder, out = tmp_path / "in", tmp_path / "out"
@@ -193,7 +193,7 @@ def test_ctrl_c_of_a_prediction_with_workers_points_to_continue_prediction(tmp_p
     """A real SIGINT (what Ctrl-C sends to the whole foreground process group) while preprocessing and export
     workers are busy: exit 130, one line pointing to --continue_prediction, no worker left, every published
     segmentation complete; the same command with --continue_prediction then finishes the rest."""
-    from tests.reliability.conftest import command_env
+    from tests.reliability.helpers import command_env
     from tests.reliability.processes import descendants, start, stderr_of, wait_for_workers, wait_until
 
     folder, out = tmp_path / "in", tmp_path / "out"

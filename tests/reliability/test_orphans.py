@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import TINY_ID, command_env, make_dirs, script
+from tests.reliability.helpers import TINY_ID, command_env, make_dirs, script
 from tests.reliability.processes import kill_and_check_no_orphans, start, stderr_of, wait_for_workers, wait_until
 
 SIGNALS = [pytest.param(signal.SIGKILL, id="kill-9"), pytest.param(signal.SIGTERM, id="sigterm")]
@@ -89,7 +89,7 @@ def test_plan_and_preprocess_pool_ends_with_its_parent(tmp_path, sig):
 @pytest.mark.slow
 def test_prediction_pools_end_with_their_parent(tmp_path):
     """nnUNet_predict with preprocessing and export workers (-npp 2 -nps 2), killed while they exist."""
-    from tests.conftest import FIXTURES
+    from tests.helpers import FIXTURES
 
     process = start([script("nnUNet_predict_from_modelfolder"), "-i", str(FIXTURES / "inference" / "imagesTs"), "-o",
                      str(tmp_path / "out"), "-m", str(FIXTURES / "inference" / "model"), "-f", "0", "-device", "cpu",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.conftest import command_env, make_dirs, script
+from tests.reliability.helpers import command_env, make_dirs, script
 
 TRAINER_SOURCE = '''
 from nnunet.training.trainer import nnUNetTrainer

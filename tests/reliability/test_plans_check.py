@@ -12,8 +12,8 @@ import pytest
 
 from nnunet.cli.predict import predict_from_modelfolder_main
 from nnunet.cli.train import train_main
-from tests.inference.conftest import IMAGES, MODEL
-from tests.reliability.conftest import TINY, TINY_ID
+from tests.inference.helpers import IMAGES, MODEL
+from tests.reliability.helpers import TINY, TINY_ID
 
 
 def _edit_plans(path, edit) -> None:

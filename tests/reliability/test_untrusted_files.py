@@ -25,9 +25,9 @@ from nnunet.cli.predict import predict_from_modelfolder_main
 from nnunet.cli.sharing import export_main, install_main
 from nnunet.cli.train import train_main
 from nnunet.training.checkpoint import load_checkpoint_file
-from tests.conftest import FIXTURES
 from tests.evaluation.synthetic_cases import make_ensemble_inputs
-from tests.reliability.conftest import TINY, TINY_ID
+from tests.helpers import FIXTURES
+from tests.reliability.helpers import TINY, TINY_ID
 
 REFERENCE_MODEL = FIXTURES / "inference" / "model"  # trained by nnU-Net 2.8.1 (tests/fixtures/inference)
 IMAGES = FIXTURES / "inference" / "imagesTs"

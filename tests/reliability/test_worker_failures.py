@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from tests.reliability.conftest import TINY, TINY_ID, command_env, script
+from tests.reliability.helpers import TINY, TINY_ID, command_env, script
 from tests.reliability.processes import descendants, kill_and_check_no_orphans, running, start, stderr_of, \
     wait_for_workers, wait_until
 
@@ -170,7 +170,7 @@ def test_a_broken_file_in_a_preprocessing_worker_is_one_line(tmp_path, processes
     process (-np 1): the worker's own message naming the file, exit 1, nothing from the pool or the resource
     tracker, no worker left."""
     from nnunet.demo.synthetic import SyntheticSpec, make_dataset
-    from tests.reliability.conftest import make_dirs
+    from tests.reliability.helpers import make_dirs
 
     dirs = make_dirs(tmp_path)
     make_dataset(dirs["raw"], 932, "Broken", SyntheticSpec(num_cases=4, shape=(16, 16, 16), shape_jitter=0))

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from nnunet.cli.predict import predict_main
 from nnunet.cli.sharing import download_main, export_main, install_main
-from tests.inference.conftest import IMAGES, INFERENCE_FIXTURES, MODEL
+from tests.inference.helpers import IMAGES, INFERENCE_FIXTURES, MODEL
 
 DATASET = "Dataset251_InferTiny"
 TRAINER = "nnUNetTrainer_1epoch"

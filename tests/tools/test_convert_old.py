@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from nnunet.cli.convert import convert_old_main
 from nnunet.errors import DatasetError
 from nnunet.io.v1_conversion import convert_v1_dataset, convert_v1_dataset_json
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 V1_JSON = FIXTURES / "tools" / "v1_dataset.json"
 EXPECTED_JSON = FIXTURES / "tools" / "v1_converted_dataset.json"

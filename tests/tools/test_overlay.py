@@ -10,7 +10,7 @@ from PIL import Image
 
 from nnunet.cli.overlay import overlay_main
 from nnunet.visualization.overlay import COLOR_CYCLE, hex_to_rgb, overlay_slice, select_slice
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 OVERLAY = FIXTURES / "tools" / "overlay"
 

@@ -129,7 +129,7 @@ def test_ddp_checkpoint_loads_in_reference(tmp_path):
     default weights_only=True (which nnU-Net's warmup trainer uses)."""
     from nnunet.training.checkpoint import save_checkpoint_file
     from nnunet.training.trainer import nnUNetTrainer
-    from tests.conftest import FIXTURES
+    from tests.helpers import FIXTURES
 
     REF_MODEL = FIXTURES / "inference" / "model"  # a model folder nnU-Net 2.8.1 trained
     trainer = nnUNetTrainer(json.loads((REF_MODEL / "plans.json").read_text()), "3d_fullres", 0,

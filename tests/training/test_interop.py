@@ -8,7 +8,7 @@ import torch
 
 from nnunet.training.checkpoint import load_checkpoint_file
 from nnunet.training.trainer import nnUNetTrainer
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from tests.training.helpers import REF_PYTHON, run_reference_trainer_script
 
 torch.set_num_threads(1)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nnunet.training.loss import DeepSupervisionLoss, DiceBCELoss, DiceCELoss, SoftDiceLoss, deep_supervision_weights
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 torch.set_num_threads(1)
 sys.path.insert(0, str(FIXTURES / "training"))

@@ -8,7 +8,7 @@ import torch
 
 from nnunet.errors import ConfigurationError
 from nnunet.networks.from_plans import get_network_from_plans, set_deep_supervision
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 torch.set_num_threads(1)
 REF = json.loads((FIXTURES / "training" / "network_state_dicts.json").read_text())

@@ -18,7 +18,7 @@ import torch
 
 from nnunet.planning.plans import Plans
 from nnunet.training.checkpoint import load_checkpoint_file, strip_module_prefixes
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 torch.set_num_threads(1)
 REF = json.loads((FIXTURES / "training" / "reference_trainers.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 
 from nnunet.errors import DatasetError
 from nnunet.training.data.splits import generate_crossval_split, train_val_keys
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 REF = json.loads((FIXTURES / "training" / "splits_13_cases.json").read_text())
 

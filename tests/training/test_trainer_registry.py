@@ -28,7 +28,7 @@ from torch import nn
 from nnunet.errors import NnunetError
 from nnunet.registry import TRAINERS
 from nnunet.training.trainer import nnUNetTrainer
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from tests.training.helpers import is_heavy
 
 sys.path.insert(0, str(FIXTURES / "training"))

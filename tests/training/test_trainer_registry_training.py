@@ -22,7 +22,7 @@ from nnunet.inference.predictor import nnUNetPredictor
 from nnunet.networks.from_plans import unwrap
 from nnunet.training.data.dataset import PreprocessedDataset
 from nnunet.training.run import get_trainer_from_args
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from tests.training.helpers import make_2d_dataset, make_3d_dataset
 from tests.training.helpers import is_heavy
 
