@@ -6,6 +6,8 @@ import signal
 
 import pytest
 
+from tests.helpers import register_classes
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("nnUNet_def_n_proc", "1")
 # tiny test jobs would otherwise run without the worker processes that many tests are about
@@ -35,7 +37,6 @@ def register(monkeypatch):
     entries are restored afterwards, so no test sees another's classes."""
 
     def add(registry, *classes) -> None:
-        for cls in classes:
-            monkeypatch.setitem(registry._entries, cls.__name__, cls)
+        register_classes(monkeypatch, registry, *classes)
 
     return add

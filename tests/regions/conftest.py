@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.regions.pipeline import Pipeline, run_pipeline
+from nnunet.registry import TRAINERS
+from tests.regions.pipeline import Pipeline, RegionsTinyTrainer, run_pipeline
 
 _cache: dict[str, Pipeline | BaseException] = {}
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, RegionsTinyTrainer)  # the pipelines' models name it
 
 
 @pytest.fixture(scope="session")

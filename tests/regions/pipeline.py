@@ -17,6 +17,7 @@ from nnunet.demo.synthetic import PRESETS, make_dataset
 from nnunet.io.labels import LabelManager
 from nnunet.registry import TRAINERS
 from nnunet.training.trainer import nnUNetTrainer
+from tests.helpers import register_classes
 
 #: preset name -> dataset id
 KINDS = {"3d_regions": 811, "3d_sparse": 812, "3d_regions_sparse": 813}
@@ -24,9 +25,11 @@ TRAINER = "RegionsTinyTrainer"
 CONFIG = "3d_fullres"
 
 
-@TRAINERS.register
 class RegionsTinyTrainer(nnUNetTrainer):
-    """One epoch of three iterations: enough to exercise loss, pseudo Dice, checkpointing and final validation."""
+    """One epoch of three iterations: enough to exercise loss, pseudo Dice, checkpointing and final validation.
+
+    Not registered at import: :func:`run_pipeline` registers it while it runs, the tests of this package by
+    the ``register`` fixture (tests/regions/conftest.py)."""
 
     num_epochs = 1
     num_iterations_per_epoch = 3
@@ -86,6 +89,7 @@ def run_pipeline(root: Path, kind: str) -> Pipeline:
         (root / sub).mkdir(parents=True, exist_ok=True)
     with pytest.MonkeyPatch.context() as mp:
         p.set_env(mp)
+        register_classes(mp, TRAINERS, RegionsTinyTrainer)  # -tr RegionsTinyTrainer, for this run only
         # the intensity statistics play no part here; 1e8 foreground samples would dominate the runtime
         mp.setattr("nnunet.fingerprint.extract.NUM_FOREGROUND_SAMPLES", 1e5)
         import torch

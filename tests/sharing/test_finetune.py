@@ -39,7 +39,7 @@ class FinetuneProbeTrainer(TinyTestTrainer):
 
 @pytest.fixture(autouse=True)
 def _test_classes_registered(register):
-    register(TRAINERS, FinetuneProbeTrainer)
+    register(TRAINERS, TinyTestTrainer, FinetuneProbeTrainer)
 
 
 @pytest.fixture

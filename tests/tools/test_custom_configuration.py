@@ -10,21 +10,28 @@ import json
 import pickle
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 import torch
 
-import tests.training.helpers  # noqa: F401  (registers TinyTestTrainer)
 from nnunet.cli.plan_and_preprocess import plan_and_preprocess_main
 from nnunet.cli.predict import predict_main
 from nnunet.cli.preprocess import preprocess_main
 from nnunet.cli.train import train_main
 from nnunet.demo.synthetic import make_dataset
+from nnunet.registry import TRAINERS
+from tests.training.helpers import TinyTestTrainer
 
 CUSTOM = "3d_fullres_bigspacing"
 IDS = [f"case_{i:03d}" for i in range(4)]
 MANUAL_SPLITS = [{"train": IDS[:3], "val": IDS[3:]},
                  {"train": IDS[1:], "val": IDS[:1]},
                  {"train": [IDS[0], IDS[2]], "val": [IDS[1], IDS[3]]}]
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, TinyTestTrainer)
 
 
 def _sitk_shape(path) -> tuple[int, ...]:

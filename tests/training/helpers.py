@@ -140,7 +140,6 @@ def make_2d_dataset(root: Path, name: str = "Dataset902_Tiny2d", n_cases: int = 
     return write_preprocessed(root, name, p, dataset_json(), "2d", [shape] * n_cases, **kwargs)
 
 
-@TRAINERS.register
 class TinyTestTrainer(nnUNetTrainer):
     """Short schedule for CPU tests."""
 
@@ -150,7 +149,6 @@ class TinyTestTrainer(nnUNetTrainer):
     plot_progress = False
 
 
-@TRAINERS.register
 class SlowTinyTestTrainer(TinyTestTrainer):
     """Four epochs with a pause in each, so a test can kill the process mid-run."""
 
@@ -165,7 +163,6 @@ class SlowTinyTestTrainer(TinyTestTrainer):
         time.sleep(0.5)  # the injected slowness itself, not a wait
 
 
-@TRAINERS.register
 class OddValidationTrainer(TinyTestTrainer):
     """One short epoch; DDP ranks meet after every validation case, so an uneven split of the validation cases
     over the ranks would leave one rank waiting at a barrier the other never reaches."""
@@ -176,7 +173,6 @@ class OddValidationTrainer(TinyTestTrainer):
     validation_barrier_every = 1
 
 
-@TRAINERS.register
 class SlowValidationTrainer(TinyTestTrainer):
     """Pauses before predicting each validation case, so a test can kill the process mid-validation."""
 
@@ -197,6 +193,20 @@ class SlowValidationTrainer(TinyTestTrainer):
             return super().perform_actual_validation(save_probabilities)
         finally:
             self.print_to_log_file = log
+
+
+#: the trainers of this module, registered by nobody at import. A test that names one (``-tr TinyTestTrainer``,
+#: a checkpoint that names it) registers it for itself with the ``register`` fixture,
+#: ``register(TRAINERS, *TEST_TRAINERS)``; the entry code of a subprocess calls :func:`register_test_trainers`.
+#: A dotted path (``-tr tests.training.helpers.TinyTestTrainer``) finds them without either.
+TEST_TRAINERS = (TinyTestTrainer, SlowTinyTestTrainer, OddValidationTrainer, SlowValidationTrainer)
+
+
+def register_test_trainers() -> None:
+    """Register :data:`TEST_TRAINERS` for the rest of this process: for a subprocess's entry code only (in the
+    test process the ``register`` fixture does it for one test)."""
+    for trainer in TEST_TRAINERS:
+        TRAINERS.register(trainer)
 
 
 #: the reference nnU-Net 2.8.1 (tests that use it skip without it)

@@ -3,13 +3,20 @@ on image + one-hot previous-stage channels."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from nnunet.registry import TRAINERS
 from nnunet.training.data.dataset import PreprocessedDataset
 from nnunet.training.run import get_trainer_from_args, run_training
-from tests.training.helpers import configuration, dataset_json, plans, write_preprocessed
+from tests.training.helpers import TinyTestTrainer, configuration, dataset_json, plans, write_preprocessed
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, TinyTestTrainer)
 
 
 def test_lowres_then_cascade(nnunet_dirs, monkeypatch):

@@ -9,6 +9,7 @@ import torch
 from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform, blur_dimension
 
 from nnunet.io.labels import LabelManager
+from nnunet.registry import TRAINERS
 from nnunet.training.augmentation import (configure_spatial_augmentation, fused_training_transforms,
                                           get_training_transforms)
 from nnunet.training.data.device_augmentation import (DeviceAugmentedLoader, DeviceGaussianBlur, augment_batch,
@@ -17,9 +18,14 @@ from nnunet.training.data.loader import PatchLoader
 from nnunet.training.run import get_trainer_from_args
 
 from tests.training.augmentation_cases import FakeCases
-from tests.training.helpers import make_3d_dataset
+from tests.training.helpers import TinyTestTrainer, make_3d_dataset
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, TinyTestTrainer)
 
 
 @pytest.mark.parametrize("shape", [(2, 30, 34, 38), (1, 40, 44)])

@@ -69,7 +69,8 @@ COMPILING = {"aot_eager": "CompileAotEagerTrainer", "inductor": "CompileInductor
 
 @pytest.fixture(autouse=True)
 def _test_classes_registered(register):
-    register(TRAINERS, Float16CpuTrainer, Float16FusedCpuTrainer, Bfloat16CpuTrainer, CompileAotEagerTrainer, CompileInductorTrainer)
+    register(TRAINERS, TinyTestTrainer, Float16CpuTrainer, Float16FusedCpuTrainer, Bfloat16CpuTrainer,
+             CompileAotEagerTrainer, CompileInductorTrainer)
 
 
 @pytest.fixture

@@ -8,7 +8,13 @@ import types
 import pytest
 
 from nnunet.cli.train import train_main
-from tests.training.helpers import make_3d_dataset
+from nnunet.registry import TRAINERS
+from tests.training.helpers import TinyTestTrainer, make_3d_dataset
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, TinyTestTrainer)
 
 
 class FakeRun:

@@ -10,15 +10,21 @@ import pytest
 import torch
 
 from nnunet.cli.train import train_main
+from nnunet.registry import TRAINERS
 from nnunet.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint_file
 from nnunet.training.run import run_training
 from tests.training.helpers import make_3d_dataset
-from tests.training.torchrun_helpers import (events, free_port, run_two_nodes, start_torchrun, stop, subprocess_env,
-                                             train_args)
+from tests.training.torchrun_helpers import (RECORDING_TRAINERS, events, free_port, run_two_nodes, start_torchrun, stop,
+                                             subprocess_env, train_args)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torchrun tests run on Linux")
 
 FOLD = ("Dataset901_Tiny", "RecordingTrainer__nnUNetPlans__3d_fullres", "fold_0")
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, *RECORDING_TRAINERS)  # the predictor finds a checkpoint's trainer by its name
 
 
 def _structure(checkpoint: dict) -> dict:

@@ -18,7 +18,7 @@ from nnunet.cli.train import train_main
 from nnunet.registry import TRAINERS
 from nnunet.training.checkpoint import CHECKPOINT_KEYS, load_checkpoint_file
 from nnunet.training.run import get_trainer_from_args, run_training
-from tests.training.helpers import TinyTestTrainer, make_2d_dataset, make_3d_dataset
+from tests.training.helpers import TEST_TRAINERS, TinyTestTrainer, make_2d_dataset, make_3d_dataset
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,8 +93,8 @@ def test_2d_training(dirs):
 def test_resume_after_sigkill(dirs):
     make_3d_dataset(dirs["preprocessed"], shape=(16, 16, 16), patch=(16, 16, 16))
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    code = ("import sys, torch; torch.set_num_threads(1); import tests.training.helpers; "
-            "from nnunet.cli.train import train_main; "
+    code = ("import sys, torch; torch.set_num_threads(1); from tests.training.helpers import register_test_trainers; "
+            "register_test_trainers(); from nnunet.cli.train import train_main; "
             "sys.exit(train_main(['901', '3d_fullres', '0', '-tr', 'SlowTinyTestTrainer', '-device', 'cpu']))")
     fold = _fold(dirs, "Dataset901_Tiny", "SlowTinyTestTrainer", "3d_fullres")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -254,7 +254,7 @@ class CappedBatchTrainer(TinyTestTrainer):
 
 @pytest.fixture(autouse=True)
 def _test_classes_registered(register):
-    register(TRAINERS, LossTestTrainer, TinyBenchmarkTrainer, CappedBatchTrainer)
+    register(TRAINERS, *TEST_TRAINERS, LossTestTrainer, TinyBenchmarkTrainer, CappedBatchTrainer)
 
 
 def test_training_leaves_the_plans_as_they_were_read(dirs):

@@ -13,12 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from nnunet.registry import TRAINERS
 from nnunet.training.run import get_trainer_from_args, maybe_load_checkpoint, run_training
 from nnunet.training.validation import STATE_FILE, barrier_positions
-from tests.training.helpers import make_3d_dataset
+from tests.training.helpers import TEST_TRAINERS, make_3d_dataset
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _test_classes_registered(register):
+    register(TRAINERS, *TEST_TRAINERS)
 
 
 def _fold(dirs, trainer: str, fold: str = "fold_0") -> Path:
@@ -71,7 +77,8 @@ def test_validation_resumes_after_sigkill(dirs):
     _write_split(dirs, ["case_000"], [f"case_{i:03d}" for i in range(1, 7)])
     run_training(901, "3d_fullres", 0, "SlowValidationTrainer", device="cpu", run_validation=False)
     validation = _fold(dirs, "SlowValidationTrainer") / "validation"
-    code = ("import sys; import tests.training.helpers; from nnunet.cli.train import train_main; "
+    code = ("import sys; from tests.training.helpers import register_test_trainers; register_test_trainers(); "
+            "from nnunet.cli.train import train_main; "
             "sys.exit(train_main(['901', '3d_fullres', '0', '-tr', 'SlowValidationTrainer', '--val', '-device', "
             "'cpu']))")
     proc = subprocess.Popen([sys.executable, "-c", code], env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL,

@@ -1,9 +1,9 @@
 """Trainers and launch helpers for the DDP / torchrun / interruption tests.
 
 The trainers are found by torchrun workers as ``tests.training.torchrun_helpers.<Class>`` (PYTHONPATH = the
-repository root). With ``NNUNET_TEST_RECORD`` set to a folder, every process appends what the tests check to
-``events_{pid}.jsonl``: its start (rank, TORCHELASTIC_RESTART_COUNT), each epoch it starts, and a digest of its
-first training batch.
+repository root); they are not registered at import (see :data:`RECORDING_TRAINERS`). With
+``NNUNET_TEST_RECORD`` set to a folder, every process appends what the tests check to ``events_{pid}.jsonl``:
+its start (rank, TORCHELASTIC_RESTART_COUNT), each epoch it starts, and a digest of its first training batch.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-from nnunet.registry import TRAINERS
 from nnunet.training import ddp
 from tests.training.helpers import TinyTestTrainer
 
@@ -40,7 +39,6 @@ def events(folder: Path, event: str | None = None) -> list[dict]:
     return sorted((e for e in found if event is None or e["event"] == event), key=lambda e: e["time"])
 
 
-@TRAINERS.register
 class RecordingTrainer(TinyTestTrainer):
     """Two short epochs; records its start, epoch starts and first batch (see module docstring)."""
 
@@ -70,7 +68,6 @@ class RecordingTrainer(TinyTestTrainer):
         return super().train_step(batch)
 
 
-@TRAINERS.register
 class ResumeRecordingTrainer(RecordingTrainer):
     """``NNUNET_TEST_EPOCHS`` epochs (default 2); records the head of the NumPy generator state each rank restores
     from a checkpoint."""
@@ -86,7 +83,6 @@ class ResumeRecordingTrainer(RecordingTrainer):
         record("restored", numpy_head=[int(k) for k in np.random.get_state()[1][:4]])
 
 
-@TRAINERS.register
 class SlowRecordingTrainer(RecordingTrainer):
     """Four epochs of about a second each, for tests that kill or interrupt a process inside an epoch."""
 
@@ -95,7 +91,6 @@ class SlowRecordingTrainer(RecordingTrainer):
     step_pause = 0.25
 
 
-@TRAINERS.register
 class WaitBeforeValidationTrainer(RecordingTrainer):
     """One quick epoch, then a final validation that first waits a minute (for a signal)."""
 
@@ -105,6 +100,12 @@ class WaitBeforeValidationTrainer(RecordingTrainer):
         record("validation")
         time.sleep(60)  # the injected hang itself (the test signals it), not a wait
         return super().perform_actual_validation(save_probabilities)
+
+
+#: the trainers of this module, registered by nobody at import: the torchrun workers and the nnUNet_train
+#: processes find them by their dotted path (:func:`train_args`); a test that looks one up by its name (a
+#: checkpoint names ``RecordingTrainer``) registers it with the ``register`` fixture.
+RECORDING_TRAINERS = (RecordingTrainer, ResumeRecordingTrainer, SlowRecordingTrainer, WaitBeforeValidationTrainer)
 
 
 def free_port() -> int:
