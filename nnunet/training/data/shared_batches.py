@@ -183,18 +183,18 @@ class SlotReader:
     """The training process's side: maps each worker's slots once and turns a :class:`SlotBatch` into arrays."""
 
     def __init__(self):
-        self.slots: dict[tuple[int, int], tuple[torch.Tensor, np.ndarray]] = {}
+        self.slots: dict[tuple[int, int], np.ndarray] = {}  # each array keeps its shared storage mapped
 
     def unpack(self, item: Any) -> Any:
         if not isinstance(item, SlotBatch):
             return item
         key = (item.worker, item.slot)
         if item.storage is not None:
-            self.slots[key] = (item.storage, item.storage.numpy())
+            self.slots[key] = item.storage.numpy()
         if key not in self.slots:
             raise RuntimeError(f"A batch of worker {item.worker} names its slot {item.slot}, which this process "
                                f"never received.")
-        raw = self.slots[key][1]
+        raw = self.slots[key]
         release = _Release(raw, len(item.layout))
         arrays = []
         for spec in item.layout:

@@ -9,7 +9,9 @@ import traceback
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import (NonDetMultiThreadedAugmenter,
+                                                                        pin_memory_of_all_eligible_items_in_dict)
 
 from nnunet.errors import NnunetError
 from nnunet.training.data.shared_batches import SlotReader, SlotWriter
@@ -123,7 +125,8 @@ class EndsWithParent:
             return self.failure
 
     def __getattr__(self, name):
-        if name in ("loader", "failure", "max_slots", "writer") or name.startswith("__"):  # not set yet (unpickling in a spawned worker)
+        # not set yet (unpickling in a spawned worker)
+        if name in ("loader", "failure", "max_slots", "writer") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.loader, name)
 
@@ -174,7 +177,8 @@ class BackgroundLoader:
     def __init__(self, augmenter, pin_memory: bool = False):
         self.augmenter = augmenter
         self.reader = SlotReader()
-        self.pin_memory = pin_memory  # done here for batches that come in slots (the augmenter's thread would not)
+        # pinned here, not in the augmenter's results thread, which cannot see into a slot batch before it is unpacked
+        self.pin_memory = pin_memory
         # the list batchgenerators fills with its worker processes when it starts them; its shutdown replaces
         # the attribute, so holding the list keeps their exit codes readable for the message
         self.workers = augmenter._processes
@@ -199,7 +203,9 @@ class BackgroundLoader:
             self._finish()
             raise item.error()
         batch = self.reader.unpack(item)
-        return _pinned(batch) if self.pin_memory and batch is not item else batch
+        if self.pin_memory and isinstance(batch, dict):  # a copy: the slot is free again at once
+            batch = pin_memory_of_all_eligible_items_in_dict(batch)
+        return batch
 
     def _death_message(self) -> str:
         dead = [p for p in self.workers if p.exitcode not in (None, 0)]
@@ -221,16 +227,6 @@ class BackgroundLoader:
 SHARED_BATCHES_VARIABLE = "nnUNet_shared_batches"
 
 
-def _pinned(batch):
-    if isinstance(batch, torch.Tensor):
-        return batch.pin_memory()
-    if isinstance(batch, dict):
-        return {k: _pinned(v) for k, v in batch.items()}
-    if type(batch) in (list, tuple):
-        return type(batch)(_pinned(v) for v in batch)
-    return batch
-
-
 def slots_per_worker(num_cached: int) -> int:
     """Enough slots for every batch that can be on its way from one worker: the augmenter's two queues
     (``num_cached`` each), the batch its results thread holds, the one being made and two held by the trainer; 0
@@ -249,8 +245,6 @@ def background_loader(loader, num_processes: int, num_cached: int, pin_memory: b
     """
     if num_processes == 0:
         return InProcessLoader(loader)
-    from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
-
     seeds = [int(s) for s in np.random.randint(0, 2 ** 31 - 1, size=num_processes)]
     slots = slots_per_worker(num_cached)
     augmenter = NonDetMultiThreadedAugmenter(EndsWithParent(loader, slots), None, num_processes, num_cached,
