@@ -46,16 +46,16 @@ def plan_experiments(dataset_ids: Sequence[str | int], planner_name: str = "Expe
     """
     planner_class = PLANNERS.get(planner_name)  # fail on a typo before touching any dataset
     if planner_class.__name__ == "ExperimentPlanner":
-        print(RESENC_HINT)
+        logger.info(RESENC_HINT)
     plans_identifier = None
     for dataset in dataset_ids:
         plans, plans_identifier = plan_experiment_dataset(dataset, planner_name, gpu_memory_target,
                                                           preprocessor_name, overwrite_target_spacing,
                                                           overwrite_plans_name)
         configs = ", ".join(plans["configurations"])
-        print(f"{plans['dataset_name']}: wrote {plans_identifier}.json ({configs})")
+        logger.info("%s: wrote %s.json (%s)", plans["dataset_name"], plans_identifier, configs)
         for line in configuration_summary(plans):
-            print(f"  {line}")
+            logger.info("  %s", line)
     return plans_identifier
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -33,6 +34,8 @@ from nnunet.training.resume import checkpoint_to_continue, interrupt_note
 from nnunet.training.wandb_logger import wandb_enabled
 from nnunet.utils.json import load_json
 from nnunet.utils.lifeline import exit_with_parent
+
+logger = logging.getLogger(__name__)
 
 
 def parse_fold(fold: int | str) -> int | str:
@@ -248,7 +251,7 @@ def run_training(dataset_name_or_id: int | str, configuration: str, fold: int | 
         raise ConfigurationError(f"-num_gpus {num_gpus} cannot be used under torchrun: torchrun starts the processes "
                                  f"(--nproc-per-node per node); leave -num_gpus at 1.")
     if plans_identifier == "nnUNetPlans" and os.environ.get("RANK", "0") == "0":
-        print("Using the default nnUNetPlans. The residual-encoder presets (nnUNetResEncUNet{M,L,XL}Plans) are "
+        logger.info("Using the default nnUNetPlans. The residual-encoder presets (nnUNetResEncUNet{M,L,XL}Plans) are "
               "recommended for better results; see the ResEnc documentation.")
     request = TrainingRequest(dataset_name_or_id, configuration, fold, trainer_class_name, plans_identifier,
                               pretrained_weights, export_validation_probabilities, continue_training,

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -44,6 +45,14 @@ from nnunet.utils.files import atomic_write_bytes
 from nnunet.utils.pool import BoundedPool
 
 STATE_FILE = ".validation_state.json"
+
+logger = logging.getLogger(__name__)
+
+
+def log_to_logger(*parts: Any, also_print_to_console: bool = True, **_: Any) -> None:
+    """The default ``ValidationJob.log`` when no trainer log is given: the package logger, at info level for
+    what a trainer would show on the console and at debug level for what it would only write to its file."""
+    logger.log(logging.INFO if also_print_to_console else logging.DEBUG, " ".join(str(p) for p in parts))
 
 
 @dataclass
@@ -73,7 +82,7 @@ class ValidationJob:
     previous_stage_folder: Path | None = None
     save_probabilities: bool = False
     barrier_every: int = 20
-    log: Callable[..., None] = field(default=lambda *a, **k: print(*a))
+    log: Callable[..., None] = log_to_logger
 
     @property
     def output_folder(self) -> Path:
