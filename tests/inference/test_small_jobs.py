@@ -31,9 +31,17 @@ def test_few_small_cases_run_here(tmp_path, small_jobs):
     assert processes_for_job(_cases(tmp_path, 3, 50_000), 2, 2) == (0, 0)
 
 
-def test_two_cases_per_worker_keep_the_workers(tmp_path, small_jobs):
-    assert processes_for_job(_cases(tmp_path, 4, 50_000), 2, 2) == (2, 2)
-    assert processes_for_job(_cases(tmp_path, 2, 50_000), 1, 0) == (1, 0)
+def test_many_cases_of_little_input_run_here(tmp_path, small_jobs):
+    # 10 Hippocampus-sized cases (0.8 MB): less than 1 MB of work per worker
+    assert processes_for_job(_cases(tmp_path, 10, 80_000), 2, 2) == (0, 0)
+    assert processes_for_job(_cases(tmp_path, 10, 80_000), 1, 0) == (0, 0)
+
+
+def test_two_cases_per_worker_with_enough_input_keep_the_workers(tmp_path, small_jobs):
+    assert processes_for_job(_cases(tmp_path, 4, 600_000), 2, 2) == (2, 2)  # 2.4 MB for 2 workers
+    assert processes_for_job(_cases(tmp_path, 2, 600_000), 1, 0) == (1, 0)  # 1.2 MB for 1 worker
+    assert processes_for_job(_cases(tmp_path, 10, 80_000), 3, 3) == (0, 0)  # 0.8 MB for 3 workers
+    assert processes_for_job(_cases(tmp_path, 30, 80_000), 2, 2) == (2, 2)  # 2.4 MB for 2 workers
 
 
 def test_large_images_keep_the_workers(tmp_path, small_jobs):
