@@ -3,7 +3,7 @@
     python bench/profile_openvino.py MODEL_FOLDER [--fold 0] [--batch 8] [--threads 2] [--repeats 5]
 
 It compiles the fold's cached ONNX export (``fold_X/.nnunet_cache/*.onnx``, written by the first prediction with
-``-backend openvino``) as our runner does (float32, latency hint), runs a batch of random tiles of the export's
+``-backend openvino``) with our runner's settings (``openvino_config``), runs a batch of random tiles of the export's
 patch size (8 = one tile with all 3-D mirrors), and prints the median time per batch, OpenVINO's per-layer
 counters summed by type, and the arithmetic rate of every convolution. Convolutions near the machine's float32
 peak mean the forward pass cannot get faster without another algorithm or precision: the floor of a job is then
@@ -14,16 +14,23 @@ from __future__ import annotations
 import argparse
 import collections
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-def cached_export(model_folder: Path, fold: str) -> Path:
-    found = sorted((model_folder / f"fold_{fold}" / ".nnunet_cache").glob("*.onnx"))
+from nnunet.inference.runners import cached_exports, openvino_config  # noqa: E402
+
+
+def cached_export(model_folder: Path, fold: str, checkpoint: str) -> Path:
+    found = cached_exports(model_folder / f"fold_{fold}" / checkpoint)
     if not found:
-        raise SystemExit(f"{model_folder}/fold_{fold}: no cached export; predict once with -backend openvino")
+        raise SystemExit(f"{model_folder}/fold_{fold}: no cached export of {checkpoint}; predict once with "
+                         f"-backend openvino")
     return found[-1]
 
 
@@ -41,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_folder", type=Path)
     parser.add_argument("--fold", default="0")
+    parser.add_argument("--checkpoint", default="checkpoint_final.pth")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
@@ -49,10 +57,9 @@ def main() -> None:
     import openvino as ov
 
     core = ov.Core()
-    model = core.read_model(str(cached_export(args.model_folder, args.fold)))
+    model = core.read_model(str(cached_export(args.model_folder, args.fold, args.checkpoint)))
     tile = [d.get_length() for d in list(model.inputs[0].get_partial_shape())[1:]]
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-                                                 "INFERENCE_NUM_THREADS": args.threads, "PERF_COUNT": True})
+    compiled = core.compile_model(model, "CPU", dict(openvino_config(args.threads), PERF_COUNT=True))
     request = compiled.create_infer_request()
     x = np.random.default_rng(0).random((args.batch, *tile), dtype=np.float32)
     request.infer({0: x})  # the first call allocates

@@ -251,8 +251,8 @@ def run_training(dataset_name_or_id: int | str, configuration: str, fold: int | 
         raise ConfigurationError(f"-num_gpus {num_gpus} cannot be used under torchrun: torchrun starts the processes "
                                  f"(--nproc-per-node per node); leave -num_gpus at 1.")
     if plans_identifier == "nnUNetPlans" and os.environ.get("RANK", "0") == "0":
-        logger.info("Using the default nnUNetPlans. The residual-encoder presets (nnUNetResEncUNet{M,L,XL}Plans) are "
-              "recommended for better results; see the ResEnc documentation.")
+        logger.info("Using the default nnUNetPlans. The residual-encoder presets (nnUNetResEncUNet{M,L,XL}Plans) "
+                    "are recommended for better results; see the ResEnc documentation.")
     request = TrainingRequest(dataset_name_or_id, configuration, fold, trainer_class_name, plans_identifier,
                               pretrained_weights, export_validation_probabilities, continue_training,
                               only_run_validation, disable_checkpointing, val_with_best, device, run_validation)
